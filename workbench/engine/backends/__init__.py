@@ -1,0 +1,1 @@
+"""Backends: where a model runs. Each sits behind ``Runner``."""

@@ -1,0 +1,194 @@
+"""A local GGUF model, run in a worker process of its own."""
+
+from __future__ import annotations
+
+import contextlib
+import queue
+import threading
+from collections.abc import Iterator
+
+from workbench.engine import protocol as p
+from workbench.engine.backends.base import Header, Runner, RunnerError, next_id
+from workbench.engine.catalog import Entry
+from workbench.engine.params import GenParams
+from workbench.engine.resources import check_memory
+from workbench.engine.worker import WorkerDied, WorkerProcess
+
+DEFAULT_MAX_CTX = 4096
+CTX_PAD = 256
+# How long to wait for a worker that is alive but silent before checking
+# again whether it is still there; it never gives up on a live worker.
+POLL_S = 0.5
+
+
+class LocalRunner(Runner):
+    """Runs a catalog entry in a worker process, started on first use.
+
+    The worker keeps the model and its KV cache between runs. It is
+    restarted when the context size changes, and after it dies.
+    """
+
+    def __init__(self, entry: Entry, max_default_ctx: int = DEFAULT_MAX_CTX) -> None:
+        self.id = entry.id
+        self.entry = entry
+        self.info = entry.info
+        self.max_default_ctx = max_default_ctx
+        info = entry.info
+        self.header = (
+            Header(
+                title=entry.display_name,
+                arch=info.architecture,
+                params=info.params_label,
+                quant=info.quant,
+                size=info.size_label,
+                n_ctx_train=info.context_length,
+                kind=info.base_or_instruct,
+            )
+            if info
+            else Header(title=entry.display_name)
+        )
+        self._proc: WorkerProcess | None = None
+        self._loaded: p.Loaded | None = None
+        self._loaded_ctx = 0
+        self._load_lock = threading.Lock()
+        self._events: queue.Queue[p.Event] = queue.Queue()
+        self._counts: queue.Queue[p.Event] = queue.Queue()
+
+    # -- worker plumbing ------------------------------------------------------
+
+    def _route(self, event: p.Event) -> None:
+        if isinstance(event, p.Counted) or (isinstance(event, p.Error) and event.kind == "count"):
+            self._counts.put(event)
+        else:
+            self._events.put(event)
+
+    def _died(self, error: p.Error) -> None:
+        self._loaded = None
+        self._events.put(error)
+        self._counts.put(error)
+
+    def _wait(self, box: queue.Queue[p.Event], proc: WorkerProcess) -> p.Event:
+        while True:
+            try:
+                return box.get(timeout=POLL_S)
+            except queue.Empty:
+                if not proc.alive and proc.exit_message:
+                    return p.Error(-1, proc.exit_message, kind="crash")
+
+    def n_ctx_for(self, params: GenParams) -> int:
+        if params.n_ctx:
+            # llama.cpp rounds a context up to a multiple of 256; say so up front.
+            return -(-params.n_ctx // CTX_PAD) * CTX_PAD
+        trained = self.info.context_length if self.info and self.info.context_length else 2048
+        return min(trained, self.max_default_ctx)
+
+    def load(self, n_ctx: int, n_threads: int) -> p.Loaded:
+        """Start the worker and load the model, unless already loaded at n_ctx."""
+        with self._load_lock:
+            proc = self._proc
+            if proc and proc.alive and self._loaded and self._loaded_ctx == n_ctx:
+                return self._loaded
+            if self.info is None:
+                raise RunnerError(f"cannot load {self.entry.path.name}: {self.entry.error}")
+            if problem := check_memory(self.info, n_ctx):
+                raise RunnerError(f"{self.header.title} at n_ctx {n_ctx:,} {problem}")
+            if proc:
+                proc.close()
+            self._drain()
+            proc = self._proc = WorkerProcess(self._route, self._died)
+            self._loaded = None
+            proc.send(p.Load(str(self.entry.path), n_ctx, max(1, n_threads)))
+            while True:
+                event = self._wait(self._events, proc)
+                if isinstance(event, p.Loaded):
+                    self._loaded, self._loaded_ctx = event, n_ctx
+                    return event
+                if isinstance(event, p.Error):
+                    proc.close(timeout=0.5)
+                    raise RunnerError(f"could not load {self.entry.path.name}: {event.message}")
+
+    def _drain(self) -> None:
+        for box in (self._events, self._counts):
+            while not box.empty():
+                box.get_nowait()
+
+    # -- Runner ---------------------------------------------------------------
+
+    def count(self, prompt: p.Prompt, params: GenParams) -> p.Counted:
+        self.load(self.n_ctx_for(params), 1)
+        proc = self._proc
+        assert proc is not None
+        req_id = next_id()
+        try:
+            proc.send(p.Count(req_id, prompt))
+        except WorkerDied as exc:
+            raise RunnerError(str(exc)) from None
+        while True:
+            event = self._wait(self._counts, proc)
+            if isinstance(event, p.Counted) and event.id >= req_id:
+                return event
+            if isinstance(event, p.Error) and (event.id in (req_id, -1)):
+                raise RunnerError(event.message)
+
+    def generate(self, prompt: p.Prompt, params: GenParams, n_threads: int) -> Iterator[p.Event]:
+        finished = False
+        proc: WorkerProcess | None = None
+        try:
+            n_ctx = self.n_ctx_for(params)
+            fresh = not (self._loaded and self._loaded_ctx == n_ctx and self._proc)
+            try:
+                loaded = self.load(n_ctx, n_threads)
+            except (RunnerError, WorkerDied) as exc:
+                finished = True
+                yield p.Error(-1, str(exc), kind="load")
+                return
+            if fresh:
+                yield loaded
+            proc = self._proc
+            assert proc is not None
+            run_id = next_id()
+            try:
+                proc.send(p.Generate(run_id, prompt, params.to_dict(), n_threads))
+            except WorkerDied as exc:
+                finished = True
+                yield p.Error(run_id, str(exc), kind="crash")
+                return
+            while True:
+                event = self._wait(self._events, proc)
+                if isinstance(event, p.Error) and event.id in (run_id, -1):
+                    finished = True
+                    yield event
+                    return
+                if getattr(event, "id", None) != run_id:
+                    continue  # left over from an earlier, abandoned run
+                if isinstance(event, p.Done):
+                    finished = True
+                    yield event
+                    return
+                yield event
+        finally:
+            if not finished and proc is not None and proc.alive:
+                self.cancel()
+
+    def cancel(self) -> None:
+        proc = self._proc
+        if proc and proc.alive:
+            with contextlib.suppress(WorkerDied):
+                proc.send(p.Cancel())
+
+    def set_threads(self, n_threads: int) -> None:
+        proc = self._proc
+        if proc and proc.alive:
+            with contextlib.suppress(WorkerDied):
+                proc.send(p.SetThreads(max(1, n_threads)))
+
+    @property
+    def worker_pid(self) -> int | None:
+        return self._proc.pid if self._proc and self._proc.alive else None
+
+    def close(self) -> None:
+        with self._load_lock:
+            if self._proc:
+                self._proc.close()
+            self._proc = None
+            self._loaded = None

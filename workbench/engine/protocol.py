@@ -1,0 +1,182 @@
+"""What the app and a model worker say to each other, and what any backend
+yields while it generates.
+
+Requests go to a worker as one JSON object per line on its stdin; events
+come back the same way on a pipe of their own. The dataclasses below are
+the whole vocabulary; ``encode`` / ``decode`` turn them into lines.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Mode = Literal["chat", "raw"]
+StopReason = Literal["eos", "max_tokens", "stop", "cancelled", "context"]
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """What the user wrote: the prompt, an optional system prompt, and the mode.
+
+    In ``chat`` mode the model's own chat template wraps the text; in ``raw``
+    mode the model sees the text as it is and continues it.
+    """
+
+    text: str
+    system: str = ""
+    mode: Mode = "chat"
+
+
+# -- requests (app -> worker) -------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Load:
+    path: str
+    n_ctx: int
+    n_threads: int
+    n_batch: int = 512
+
+
+@dataclass(frozen=True)
+class Count:
+    id: int
+    prompt: Prompt
+
+
+@dataclass(frozen=True)
+class Generate:
+    id: int
+    prompt: Prompt
+    params: dict[str, Any]
+    n_threads: int
+
+
+@dataclass(frozen=True)
+class SetThreads:
+    """Takes effect between two decode calls, also in the middle of a run."""
+
+    n_threads: int
+
+
+@dataclass(frozen=True)
+class Cancel:
+    """Stops the current run: between tokens, or inside a prompt evaluation."""
+
+
+@dataclass(frozen=True)
+class Quit:
+    pass
+
+
+Request = Load | Count | Generate | SetThreads | Cancel | Quit
+
+
+# -- events (worker -> app; also what every backend yields) ------------------
+
+
+@dataclass(frozen=True)
+class Loaded:
+    load_s: float
+    rss_bytes: int
+    n_ctx: int
+    n_ctx_train: int
+    n_vocab: int
+    has_chat_template: bool
+
+
+@dataclass(frozen=True)
+class Counted:
+    id: int
+    n_tokens: int
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class PromptStarted:
+    """The model began reading the prompt (``n_cached`` tokens were reused)."""
+
+    id: int
+    n_prompt: int
+    n_cached: int
+    max_tokens: int
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Token:
+    id: int
+    text: str
+
+
+@dataclass(frozen=True)
+class Stats:
+    """Figures for one run. Times in seconds; rates in tokens per second."""
+
+    load_s: float = 0.0
+    prompt_tokens: int = 0
+    cached_tokens: int = 0
+    ttft_s: float = 0.0
+    prompt_tps: float = 0.0
+    gen_tps: float = 0.0
+    completion_tokens: int = 0
+    total_s: float = 0.0
+    peak_rss_bytes: int = 0
+    n_ctx: int = 0
+    max_tokens: int = 0
+    n_threads: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class Done:
+    id: int
+    stop_reason: StopReason
+    stats: Stats = field(default_factory=Stats)
+
+
+@dataclass(frozen=True)
+class Error:
+    """A failure in one model; ``id`` is -1 when no request caused it."""
+
+    id: int
+    message: str
+    kind: str = "error"
+
+
+Event = Loaded | Counted | PromptStarted | Token | Done | Error
+
+_TYPES: dict[str, type] = {
+    cls.__name__: cls
+    for cls in (
+        Load, Count, Generate, SetThreads, Cancel, Quit,
+        Loaded, Counted, PromptStarted, Token, Done, Error,
+    )
+}  # fmt: skip
+
+
+def encode(msg: Request | Event) -> bytes:
+    """One message as one line of JSON."""
+    data = dataclasses.asdict(msg)
+    data["t"] = type(msg).__name__
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
+
+
+def decode(line: bytes | str) -> Request | Event:
+    """Parse one line; raises ValueError on anything that is not a message."""
+    data = json.loads(line)
+    if not isinstance(data, dict):
+        raise ValueError("message is not an object")
+    cls = _TYPES.get(data.pop("t", None))
+    if cls is None:
+        raise ValueError("unknown message type")
+    if "prompt" in data and isinstance(data["prompt"], dict):
+        data["prompt"] = Prompt(**data["prompt"])
+    if cls is Done and isinstance(data.get("stats"), dict):
+        data["stats"] = Stats(**data["stats"])
+    return cls(**data)

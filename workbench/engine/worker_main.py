@@ -1,0 +1,125 @@
+"""The worker process: one llama.cpp model, driven by requests on stdin.
+
+Started by ``workbench.engine.worker.WorkerProcess`` as
+``python -m workbench.engine.worker_main``. Events go back on a private
+copy of the original stdout; fd 1 itself is pointed at stderr, so anything
+llama.cpp prints can never corrupt the protocol stream.
+
+Three threads:
+- the reader takes requests off stdin. ``Cancel`` and ``SetThreads`` act at
+  once (they must reach a run in progress); EOF means the app is gone, and
+  the worker exits on the spot, whatever it was doing.
+- the counter answers ``Count`` requests, only the newest when several wait,
+  so token meters keep up while a run is streaming (tokenizing reads the
+  vocabulary only and does not touch the context a run is using).
+- the main thread loads the model and runs generations.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import sys
+import threading
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+from workbench.engine import protocol as p
+
+
+def main() -> int:
+    out = os.fdopen(os.dup(1), "wb", buffering=0)
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    lock = threading.Lock()
+
+    def send(event: p.Event) -> None:
+        data = p.encode(event)
+        with lock:
+            out.write(data)
+
+    jobs: queue.Queue[p.Request] = queue.Queue()
+    counts: queue.Queue[p.Count] = queue.Queue()
+    state: dict[str, Any] = {"model": None}
+    threading.Thread(target=_read, args=(jobs, counts, state, send), daemon=True).start()
+    threading.Thread(target=_count_loop, args=(counts, state, send), daemon=True).start()
+
+    from workbench.engine.backends.llama_local import LocalModel, ModelError
+    from workbench.engine.params import ParamError, from_mapping
+
+    while True:
+        req = jobs.get()
+        if isinstance(req, p.Quit):
+            return 0
+        try:
+            if isinstance(req, p.Load):
+                model = LocalModel(req.path, req.n_ctx, req.n_threads, req.n_batch)
+                state["model"] = model
+                send(model.loaded_event())
+            elif isinstance(req, p.Generate):
+                model = state["model"]
+                if not isinstance(model, LocalModel):
+                    send(p.Error(req.id, "no model is loaded in this worker"))
+                    continue
+                params = from_mapping(req.params)
+                model.want_threads = max(1, req.n_threads)
+                for event in model.generate(req.id, req.prompt, params):
+                    send(event)
+        except (ModelError, ParamError) as exc:
+            send(p.Error(getattr(req, "id", -1), str(exc)))
+        except Exception as exc:  # report, stay alive for the next request
+            traceback.print_exc(file=sys.stderr)
+            send(p.Error(getattr(req, "id", -1), f"{type(exc).__name__}: {exc}", kind="internal"))
+
+
+def _read(
+    jobs: queue.Queue[p.Request],
+    counts: queue.Queue[p.Count],
+    state: dict[str, Any],
+    send: Callable[[p.Event], None],
+) -> None:
+    for line in sys.stdin.buffer:
+        try:
+            req = p.decode(line)
+        except (ValueError, TypeError) as exc:
+            send(p.Error(-1, f"bad request: {exc}", kind="protocol"))
+            continue
+        model = state.get("model")
+        if isinstance(req, p.Cancel):
+            if model is not None:
+                model.cancel.set()
+        elif isinstance(req, p.SetThreads):
+            if model is not None:
+                model.want_threads = max(1, req.n_threads)
+        elif isinstance(req, p.Count):
+            counts.put(req)
+        elif isinstance(req, p.Load | p.Generate | p.Quit):
+            jobs.put(req)
+        else:
+            send(p.Error(-1, f"not a request: {type(req).__name__}", kind="protocol"))
+    # stdin closed: the app has exited or died (even by SIGKILL, the kernel
+    # closes its end of the pipe). Never outlive it.
+    os._exit(0)
+
+
+def _count_loop(
+    counts: queue.Queue[p.Count], state: dict[str, Any], send: Callable[[p.Event], None]
+) -> None:
+    while True:
+        req = counts.get()
+        while not counts.empty():  # only the newest text matters
+            req = counts.get_nowait()
+        model = state.get("model")
+        if model is None:
+            send(p.Error(req.id, "model not loaded yet", kind="count"))
+            continue
+        try:
+            n, note = model.count(req.prompt)
+            send(p.Counted(req.id, n, note))
+        except Exception as exc:
+            send(p.Error(req.id, str(exc), kind="count"))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
