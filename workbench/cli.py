@@ -1,0 +1,289 @@
+"""The ``workbench`` command.
+
+A bare ``workbench`` opens the terminal app; subcommands are headless:
+results go to stdout, diagnostics to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from workbench.engine.config import Settings
+    from workbench.engine.params import GenParams
+
+from workbench import __version__
+from workbench.engine.params import ParamError
+from workbench.engine.sanitize import clean
+
+SUBCOMMANDS = ("models", "tokens", "compare", "config")
+
+
+def _err(message: str) -> None:
+    print(f"workbench: {clean(message, max_len=2000, keep_newlines=True)}", file=sys.stderr)
+
+
+def _gen_options(parser: argparse.ArgumentParser) -> None:
+    g = parser.add_argument_group("generation settings (default: settings.toml, then built-in)")
+    g.add_argument("--max-tokens", type=int, help="most new tokens per model")
+    g.add_argument("--temperature", type=float, help="0 = greedy decoding")
+    g.add_argument("--top-k", type=int)
+    g.add_argument("--top-p", type=float)
+    g.add_argument("--min-p", type=float)
+    g.add_argument("--repeat-penalty", type=float)
+    g.add_argument("--seed", type=int)
+    g.add_argument("--stop", action="append", help="a stop string (repeatable)")
+    g.add_argument("--ctx", type=int, dest="n_ctx", help="context size (0 = trained, capped)")
+    g.add_argument("--system", default="", help="system prompt (chat mode)")
+    g.add_argument("--mode", choices=("chat", "raw"), default="chat")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="workbench",
+        description="Compare quantized GGUF models side by side. With no command, "
+        "opens the terminal app.",
+    )
+    parser.add_argument("--version", action="version", version=f"workbench {__version__}")
+    parser.add_argument("-m", "--model", action="append", dest="models", metavar="ID",
+                        help="model id or .gguf path for a panel (repeatable)")  # fmt: skip
+    parser.add_argument("-p", "--prompt", default="", help="text to put in the prompt editor")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    models = sub.add_parser("models", help="list models, or install the defaults")
+    models.add_argument("action", nargs="?", choices=("list", "install-defaults"), default="list")
+    models.add_argument("--json", action="store_true", help="print JSON")
+
+    tokens = sub.add_parser("tokens", help="count a prompt's tokens for each model")
+    tokens.add_argument("-m", "--model", action="append", dest="models", metavar="ID")
+    tokens.add_argument("text", nargs="?", help="the prompt (default: read stdin)")
+    tokens.add_argument("--json", action="store_true")
+    _gen_options(tokens)
+
+    compare = sub.add_parser("compare", help="run a prompt on several models, headless")
+    compare.add_argument("-m", "--model", action="append", dest="models", metavar="ID")
+    compare.add_argument("-p", "--prompt", help="the prompt (default: read stdin)")
+    compare.add_argument("--schedule", choices=("parallel", "sequential"))
+    compare.add_argument("--threads", type=int, help="threads in total (default: physical cores)")
+    compare.add_argument("--json", action="store_true", help="one JSON document on stdout")
+    _gen_options(compare)
+
+    config = sub.add_parser("config", help="show or create the settings file")
+    config.add_argument("action", nargs="?", choices=("path", "init", "show"), default="path")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command is None:
+            return _run_app(args)
+        handler = {
+            "models": _cmd_models,
+            "tokens": _cmd_tokens,
+            "compare": _cmd_compare,
+            "config": _cmd_config,
+        }[args.command]
+        return handler(args)
+    except ParamError as exc:
+        _err(str(exc))
+        return 2
+    except KeyboardInterrupt:
+        _err("interrupted")
+        return 130
+    except BrokenPipeError:
+        return 1
+
+
+# -- helpers --------------------------------------------------------------------
+
+
+def _settings() -> Settings:
+    from workbench.engine.config import load_settings
+
+    settings = load_settings()
+    for warning in settings.warnings:
+        _err(warning)
+    return settings
+
+
+def _params(args: argparse.Namespace, settings: Settings) -> GenParams:
+    from workbench.engine.params import from_mapping
+
+    names = ("max_tokens", "temperature", "top_k", "top_p", "min_p", "repeat_penalty", "seed")
+    values = {n: getattr(args, n) for n in (*names, "n_ctx") if getattr(args, n, None) is not None}
+    if getattr(args, "stop", None):
+        values["stop"] = list(args.stop)
+    return from_mapping(values, base=settings.generation)
+
+
+def _read_text(value: str | None, what: str) -> str:
+    if value is not None:
+        return value
+    if sys.stdin.isatty():
+        raise SystemExit(f"workbench: give the {what} as an argument or on stdin")
+    return sys.stdin.read()
+
+
+def _runners(refs: Sequence[str], settings: Any) -> list[Any]:
+    """Runners for model ids; exits with a message for an unknown id."""
+    from workbench.engine.backends.local import LocalRunner
+    from workbench.engine.catalog import build_catalog
+
+    catalog = build_catalog(settings)
+    runners = []
+    for ref in refs:
+        try:
+            entry = catalog.get(ref)
+        except KeyError as exc:
+            raise SystemExit(f"workbench: {exc.args[0]}") from None
+        runners.append(LocalRunner(entry, settings.max_default_ctx))
+    return runners
+
+
+# -- commands -------------------------------------------------------------------
+
+
+def _cmd_models(args: argparse.Namespace) -> int:
+    if args.action == "install-defaults":
+        return _install_defaults()
+    from workbench.engine.catalog import build_catalog
+
+    catalog = build_catalog(_settings())
+    if args.json:
+        data = {
+            "models": [e.to_dict() for e in catalog],
+            "missing_defaults": catalog.missing_defaults,
+        }
+        print(json.dumps(data, indent=2))
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+
+    show_source = any(e.source != "default" for e in catalog)
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    cols = ["id", "arch", "params", "quant", "ctx", "size", "kind"]
+    for col in cols + (["source"] if show_source else []):
+        right = col in ("params", "ctx", "size")
+        table.add_column(col, justify="right" if right else "left", no_wrap=True)
+    for e in catalog:
+        if e.info:
+            i = e.info
+            ctx = f"{i.context_length:,}" if i.context_length else "?"
+            row = [i.architecture, i.params_label, i.quant, ctx, i.size_label, i.base_or_instruct]
+        else:
+            row = ["[red]broken[/]", "", "", "", "", ""]
+        table.add_row(e.id, *row, *([clean(e.source)] if show_source else []))
+    console = Console()
+    console.print(table)
+    for e in catalog:
+        if e.error:
+            console.print(f"[red]{e.id}[/]: " + clean(e.error, max_len=300), markup=True)
+    if catalog.missing_defaults:
+        console.print("Default models not installed: run `make models`.", style="yellow")
+    return 0
+
+
+def _install_defaults() -> int:
+    from workbench.engine.bundled import InstallError, install_defaults
+
+    last = {"pct": -1}
+    tty = sys.stderr.isatty()
+
+    def progress(label: str, done: int, total: int) -> None:
+        pct = done * 100 // total if total else 100
+        step = 1 if tty else 25
+        if pct // step != last["pct"] // step or done == total:
+            last["pct"] = pct
+            line = f"  {label}: {pct:3d}% ({done / 2**20:.0f}/{total / 2**20:.0f} MiB)"
+            print(("\r" + line) if tty else line, end="" if tty else "\n", file=sys.stderr)
+            if tty and done == total:
+                print(file=sys.stderr)
+
+    try:
+        install_defaults(progress=progress, log=lambda msg: print(msg, file=sys.stderr))
+    except InstallError as exc:
+        _err(str(exc))
+        return 1
+    return 0
+
+
+def _cmd_config(args: argparse.Namespace) -> int:
+    from workbench.engine import config, paths
+
+    if args.action == "init":
+        print(config.write_template())
+    elif args.action == "show":
+        path = paths.settings_path()
+        print(path.read_text() if path.exists() else config.TEMPLATE, end="")
+    else:
+        print(paths.settings_path())
+    return 0
+
+
+def _cmd_tokens(args: argparse.Namespace) -> int:
+    from workbench.engine.backends.base import RunnerError
+    from workbench.engine.protocol import Prompt
+    from workbench.engine.tokens import REFERENCE_LABEL, Budget, reference_count
+
+    settings = _settings()
+    params = _params(args, settings)
+    text = _read_text(args.text, "text")
+    prompt = Prompt(text, args.system, args.mode)
+    refs = args.models or list(settings.default_models)
+    runners = _runners(refs, settings)
+    rows: list[dict[str, Any]] = []
+    status = 0
+    try:
+        for r in runners:
+            try:
+                counted = r.count(prompt, params)
+            except RunnerError as exc:
+                rows.append({"model": r.id, "error": str(exc)})
+                _err(f"{r.id}: {exc}")
+                status = 1
+                continue
+            budget = Budget(counted.n_tokens, params.max_tokens, r.n_ctx_for(params))
+            rows.append({"model": r.id, **budget.to_dict(), "note": counted.note})
+    finally:
+        for r in runners:
+            r.close()
+    reference = {"label": REFERENCE_LABEL, "tokens": reference_count(text)}
+    if args.json:
+        print(json.dumps({"mode": args.mode, "models": rows, "reference": reference}, indent=2))
+        return status
+    for row in rows:
+        if "error" in row:
+            continue
+        b = Budget(row["prompt_tokens"], row["max_tokens"], row["n_ctx"])
+        flag = "" if b.fits else "  TOO LONG"
+        print(f"{row['model']:<32} {row['prompt_tokens']:>7,} tokens   {b.describe()}{flag}")
+    print(f"{REFERENCE_LABEL:<32} {reference['tokens']:>7,} tokens")
+    return status
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from workbench.cli_compare import run_compare
+
+    settings = _settings()
+    params = _params(args, settings)
+    text = _read_text(args.prompt, "prompt")
+    refs = args.models or list(settings.default_models)
+    return run_compare(args, settings, params, text, _runners(refs, settings))
+
+
+def _run_app(args: argparse.Namespace) -> int:
+    from workbench.tui.app import make_app
+
+    settings = _settings()
+    app = make_app(settings=settings, models=args.models, prompt=args.prompt)
+    app.run()
+    return app.return_code or 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
