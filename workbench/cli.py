@@ -129,20 +129,16 @@ def _read_text(value: str | None, what: str) -> str:
     return sys.stdin.read()
 
 
-def _runners(refs: Sequence[str], settings: Any) -> list[Any]:
+def _runners(refs: Sequence[str], settings: Settings) -> list[Any]:
     """Runners for model ids; exits with a message for an unknown id."""
-    from workbench.engine.backends.local import LocalRunner
     from workbench.engine.catalog import build_catalog
+    from workbench.engine.runners import UnknownModel, make_runner
 
     catalog = build_catalog(settings)
-    runners = []
-    for ref in refs:
-        try:
-            entry = catalog.get(ref)
-        except KeyError as exc:
-            raise SystemExit(f"workbench: {exc.args[0]}") from None
-        runners.append(LocalRunner(entry, settings.max_default_ctx))
-    return runners
+    try:
+        return [make_runner(ref, settings, catalog) for ref in refs]
+    except UnknownModel as exc:
+        raise SystemExit(f"workbench: {exc.message}") from None
 
 
 # -- commands -------------------------------------------------------------------

@@ -1,0 +1,29 @@
+"""Turns what a user typed after ``-m`` into a Runner.
+
+One place for the CLI and the app: a catalog id (or unique prefix), a path
+to a .gguf file, or (for model servers) a URL.
+"""
+
+from __future__ import annotations
+
+from workbench.engine.backends.base import Runner
+from workbench.engine.backends.local import LocalRunner
+from workbench.engine.catalog import Catalog
+from workbench.engine.config import Settings
+
+
+class UnknownModel(KeyError):
+    """No model matches; ``message`` says what is known instead."""
+
+    @property
+    def message(self) -> str:
+        return str(self.args[0]) if self.args else "unknown model"
+
+
+def make_runner(ref: str, settings: Settings, catalog: Catalog) -> Runner:
+    """A runner for ``ref``; raises UnknownModel with a message for the user."""
+    try:
+        entry = catalog.get(ref)
+    except KeyError as exc:
+        raise UnknownModel(exc.args[0]) from None
+    return LocalRunner(entry, settings.max_default_ctx)
