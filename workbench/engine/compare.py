@@ -101,8 +101,12 @@ class Comparison:
     # -- running --------------------------------------------------------------
 
     def run(self) -> list[Result]:
-        ready = [i for i in range(len(self.jobs)) if self._check_budget(i)]
-        threads = [threading.Thread(target=self._run_one, args=(i,), daemon=True) for i in ready]
+        # One thread per job: models load and count at the same time, and a
+        # job refused for its budget never waits for the others.
+        threads = [
+            threading.Thread(target=self._run_one, args=(i,), daemon=True)
+            for i in range(len(self.jobs))
+        ]
         for t in threads:
             t.start()
         for t in threads:
@@ -179,6 +183,8 @@ class Comparison:
             self._cond.notify_all()
 
     def _run_one(self, i: int) -> None:
+        if not self._check_budget(i):
+            return
         job = self.jobs[i]
         local = job.runner.uses_local_cpu
         n_threads = self._acquire(i) if local else 1

@@ -64,7 +64,11 @@ class SetThreads:
 
 @dataclass(frozen=True)
 class Cancel:
-    """Stops the current run: between tokens, or inside a prompt evaluation."""
+    """Stops run ``id`` (0: whatever runs): between tokens, or inside a
+    prompt evaluation. A cancel that arrives before its run starts still
+    applies to it."""
+
+    id: int = 0
 
 
 @dataclass(frozen=True)

@@ -109,7 +109,10 @@ class WorkerProcess:
             except (ValueError, TypeError):
                 self.stderr_tail.append(f"(unreadable message from worker: {line[:80]!r})")
                 continue
-            self._on_event(event)  # type: ignore[arg-type]
+            try:
+                self._on_event(event)  # type: ignore[arg-type]
+            except Exception as exc:  # a bad handler must not stop the stream
+                self.stderr_tail.append(f"(event handler failed: {exc!r})")
         code = self.proc.wait()
         self._stderr_done.wait(timeout=2)
         if self._closing and code in (0, -signal.SIGKILL, -signal.SIGTERM):

@@ -88,7 +88,9 @@ def _read(
         model = state.get("model")
         if isinstance(req, p.Cancel):
             if model is not None:
-                model.cancel.set()
+                model.cancelled_runs.add(req.id)
+                if req.id in (0, model.current_run):
+                    model.cancel.set()
         elif isinstance(req, p.SetThreads):
             if model is not None:
                 model.want_threads = max(1, req.n_threads)
