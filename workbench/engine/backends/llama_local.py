@@ -109,6 +109,9 @@ class LocalModel:
         # Set by the worker's reader thread; read between tokens and by the
         # abort callback inside a long prompt evaluation.
         self.cancel = threading.Event()
+        # Cancel requests name a run; one may arrive before its run starts.
+        self.current_run = 0
+        self.cancelled_runs: set[int] = set()
         self.want_threads = n_threads
         self._abort_cb = ll.ggml_abort_callback(lambda _data: self.cancel.is_set())
         self._no_abort = ll.ggml_abort_callback()
@@ -237,7 +240,13 @@ class LocalModel:
     def generate(self, run_id: int, prompt: Prompt, params: GenParams) -> Iterator[Event]:
         """Run one prompt; yields PromptStarted, Token..., Done."""
         t0 = time.perf_counter()
-        self.cancel.clear()
+        # Publish the run id before looking for an early cancel: the reader
+        # thread records the id before comparing, so one of us sees the other.
+        self.current_run = run_id
+        if run_id in self.cancelled_runs:
+            self.cancel.set()
+        else:
+            self.cancel.clear()
         tokens, note = self.prompt_tokens(prompt)
         n_prompt = len(tokens)
         if n_prompt >= self.n_ctx:

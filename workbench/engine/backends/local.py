@@ -52,6 +52,8 @@ class LocalRunner(Runner):
         self._loaded_ctx = 0
         self._load_lock = threading.Lock()
         self._events: queue.Queue[p.Event] = queue.Queue()
+        self._run_id = 0
+        self._cancel = threading.Event()
         self._counts: queue.Queue[p.Event] = queue.Queue()
 
     # -- worker plumbing ------------------------------------------------------
@@ -133,6 +135,8 @@ class LocalRunner(Runner):
     def generate(self, prompt: p.Prompt, params: GenParams, n_threads: int) -> Iterator[p.Event]:
         finished = False
         proc: WorkerProcess | None = None
+        run_id = self._run_id = next_id()
+        self._cancel.clear()
         try:
             n_ctx = self.n_ctx_for(params)
             fresh = not (self._loaded and self._loaded_ctx == n_ctx and self._proc)
@@ -146,7 +150,10 @@ class LocalRunner(Runner):
                 yield loaded
             proc = self._proc
             assert proc is not None
-            run_id = next_id()
+            if self._cancel.is_set():  # cancelled while the model was loading
+                finished = True
+                yield p.Done(run_id, "cancelled", p.Stats(load_s=loaded.load_s))
+                return
             try:
                 proc.send(p.Generate(run_id, prompt, params.to_dict(), n_threads))
             except WorkerDied as exc:
@@ -171,10 +178,11 @@ class LocalRunner(Runner):
                 self.cancel()
 
     def cancel(self) -> None:
+        self._cancel.set()
         proc = self._proc
         if proc and proc.alive:
             with contextlib.suppress(WorkerDied):
-                proc.send(p.Cancel())
+                proc.send(p.Cancel(self._run_id))
 
     def set_threads(self, n_threads: int) -> None:
         proc = self._proc
