@@ -301,3 +301,32 @@ def test_the_worker_itself_survives_loading_broken_files(
             worker.close()
         assert isinstance(event, p.Error), (name, event)
         assert event.message, name
+
+
+def test_a_cancel_that_arrives_before_its_run_still_applies(
+    default_model_paths: dict[str, Path],
+) -> None:
+    import queue
+
+    from workbench.engine.worker import WorkerProcess
+
+    events: queue.Queue[p.Event] = queue.Queue()
+    worker = WorkerProcess(events.put, events.put)
+    try:
+        worker.send(p.Load(str(default_model_paths["smollm2"]), 256, 1))
+        assert isinstance(events.get(timeout=60), p.Loaded)
+        params = GenParams(max_tokens=64, temperature=0).to_dict()
+        worker.send(p.Cancel(7))  # an old run's cancel must not touch run 8
+        worker.send(p.Cancel(9))  # run 9's cancel, sent before run 9 exists
+        worker.send(p.Generate(8, QUESTION, params, 1))
+        worker.send(p.Generate(9, QUESTION, params, 1))
+        finished = {}
+        while len(finished) < 2:
+            event = events.get(timeout=60)
+            if isinstance(event, p.Done):
+                finished[event.id] = event
+        assert finished[8].stop_reason in ("eos", "max_tokens")
+        assert finished[8].stats.completion_tokens > 0
+        assert finished[9].stop_reason == "cancelled"
+    finally:
+        worker.close()
