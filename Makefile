@@ -31,8 +31,8 @@ run: models  ## Set everything up and open the app on the default models
 	$(BIN)/workbench
 
 lint: $(STAMP)  ## Lint and format check (ruff)
-	$(BIN)/ruff check workbench tests benchmarks
-	$(BIN)/ruff format --check workbench tests benchmarks
+	$(BIN)/ruff check
+	$(BIN)/ruff format --check
 
 typecheck: $(STAMP)  ## Type check (mypy) and layer contracts (import-linter)
 	$(BIN)/mypy
