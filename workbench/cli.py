@@ -16,11 +16,11 @@ if TYPE_CHECKING:
     from workbench.engine.config import Settings
     from workbench.engine.params import GenParams
 
-from workbench import __version__
+from workbench import __version__, cli_history
 from workbench.engine.params import ParamError
 from workbench.engine.sanitize import clean
 
-SUBCOMMANDS = ("models", "tokens", "compare", "config")
+SUBCOMMANDS = ("models", "tokens", "compare", "config", "history", "show", "export")
 
 
 def _err(message: str) -> None:
@@ -74,6 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     config = sub.add_parser("config", help="show or create the settings file")
     config.add_argument("action", nargs="?", choices=("path", "init", "show"), default="path")
+    cli_history.add_parsers(sub)
     return parser
 
 
@@ -87,6 +88,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "tokens": _cmd_tokens,
             "compare": _cmd_compare,
             "config": _cmd_config,
+            **cli_history.HANDLERS,
         }[args.command]
         return handler(args)
     except ParamError as exc:

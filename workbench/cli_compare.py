@@ -23,17 +23,11 @@ from workbench.engine import protocol as p
 from workbench.engine.backends.base import Runner
 from workbench.engine.compare import Comparison, Job, Result
 from workbench.engine.params import GenParams
+from workbench.engine.recorder import Recorder
 from workbench.engine.resources import physical_cores
 from workbench.engine.sanitize import clean
+from workbench.engine.store import open_store_or_none
 from workbench.engine.tokens import REFERENCE_LABEL, reference_count
-
-STOP_LABELS = {
-    "eos": "eos",
-    "max_tokens": "max tokens",
-    "stop": "stop string",
-    "cancelled": "cancelled",
-    "context": "context full",
-}
 
 
 def _display(text: str) -> str:
@@ -80,7 +74,7 @@ def stats_table(runners: list[Runner], results: list[Result]) -> Table:
             f"{s.prompt_tps:.1f}",
             f"{s.gen_tps:.1f}",
             f"{s.completion_tokens:,}",
-            STOP_LABELS.get(res.stop_reason or "", res.stop_reason or ""),
+            p.STOP_LABELS.get(res.stop_reason or "", res.stop_reason or ""),
         )
     return table
 
@@ -97,8 +91,12 @@ def run_compare(
     schedule = args.schedule or settings.schedule
     states = ["waiting"] * len(runners)
     changed = threading.Event()
+    recorder = Recorder(
+        open_store_or_none(lambda msg: _warn(f"history off: {msg}")), source="cli", warn=_warn
+    )
 
     def on_event(i: int, event: p.Event) -> None:
+        recorder.on_event(i, event)
         if isinstance(event, p.Loaded):
             states[i] = "loaded"
         elif isinstance(event, p.PromptStarted):
@@ -106,7 +104,7 @@ def run_compare(
         elif isinstance(event, p.Token):
             states[i] = "generating"
         elif isinstance(event, p.Done):
-            states[i] = STOP_LABELS.get(event.stop_reason, "done")
+            states[i] = p.STOP_LABELS.get(event.stop_reason, "done")
         elif isinstance(event, p.Error):
             states[i] = "refused" if event.kind == "refused" else "error"
         changed.set()
@@ -115,6 +113,7 @@ def run_compare(
     comparison = Comparison(
         jobs, prompt, schedule=schedule, total_threads=threads, on_event=on_event
     )
+    recorder.start_comparison(comparison, params)
     console = Console(stderr=False)
     live = console.is_terminal and not args.json
     try:
@@ -132,11 +131,13 @@ def run_compare(
             comparison.run()
     except KeyboardInterrupt:
         comparison.cancel()
+        recorder.finish(comparison.results, unfinished="cancelled")
         raise
     finally:
         for r in runners:
             r.close()
     results = comparison.results
+    recorder.finish(results)
 
     failed = [(r, res) for r, res in zip(runners, results, strict=True) if res.error]
     for r, res in failed:
@@ -150,7 +151,13 @@ def run_compare(
         for r, res in zip(runners, results, strict=True):
             for note in res.notes:
                 console.print(Text(f"{r.id}: note: {clean(note, max_len=300)}", style="yellow"))
+    if recorder.run_id is not None:
+        print(f"saved as run {recorder.run_id}", file=sys.stderr)
     return 1 if failed else 0
+
+
+def _warn(message: str) -> None:
+    print(f"workbench: {clean(message, max_len=2000)}", file=sys.stderr)
 
 
 def _json_doc(

@@ -16,6 +16,15 @@ from typing import Any, Literal
 Mode = Literal["chat", "raw"]
 StopReason = Literal["eos", "max_tokens", "stop", "cancelled", "context"]
 
+STOP_LABELS: dict[str, str] = {
+    "eos": "eos",
+    "max_tokens": "max tokens",
+    "stop": "stop string",
+    "cancelled": "cancelled",
+    "context": "context full",
+}
+"""How each stop reason reads in tables and panels."""
+
 
 @dataclass(frozen=True)
 class Prompt:
