@@ -14,6 +14,9 @@ ENGINE_MODULES = [
     "workbench.engine.worker_main",
     "workbench.engine.tokens",
     "workbench.engine.bundled",
+    "workbench.engine.store",
+    "workbench.engine.recorder",
+    "workbench.engine.export",
     "workbench.cli_compare",
 ]
 
