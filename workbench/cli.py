@@ -16,11 +16,11 @@ if TYPE_CHECKING:
     from workbench.engine.config import Settings
     from workbench.engine.params import GenParams
 
-from workbench import __version__, cli_history
+from workbench import __version__, cli_history, cli_hub
 from workbench.engine.params import ParamError
 from workbench.engine.sanitize import clean
 
-SUBCOMMANDS = ("models", "tokens", "compare", "config", "history", "show", "export")
+SUBCOMMANDS = ("models", "tokens", "compare", "config", "history", "show", "export", "pull")
 
 
 def _err(message: str) -> None:
@@ -75,6 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
     config = sub.add_parser("config", help="show or create the settings file")
     config.add_argument("action", nargs="?", choices=("path", "init", "show"), default="path")
     cli_history.add_parsers(sub)
+    cli_hub.add_parsers(sub)
     return parser
 
 
@@ -89,6 +90,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "compare": _cmd_compare,
             "config": _cmd_config,
             **cli_history.HANDLERS,
+            **cli_hub.HANDLERS,
         }[args.command]
         return handler(args)
     except ParamError as exc:
