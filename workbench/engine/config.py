@@ -6,7 +6,9 @@ names the key, and the default is used in its place.
 
 from __future__ import annotations
 
+import re
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -53,6 +55,18 @@ repeat_penalty = 1.0   # 1 = off; above 1 discourages repeats
 seed = 42              # same seed, same sampled text
 stop = []              # strings that end a completion
 n_ctx = 0              # context window; 0 = trained length, capped
+
+# Models on servers that speak the OpenAI API (llama.cpp's llama-server,
+# Ollama, vLLM, llama-cpp-python's server). Open one in a panel with
+# `-m NAME`, or `-m NAME#MODEL` for another model on the same server. A URL
+# works without any setting: `-m http://127.0.0.1:8080/v1#MODEL`.
+# [servers.local]
+# base_url = "http://127.0.0.1:8080/v1"  # the API root, usually ending in /v1
+# model = ""                 # "" = the server's only model
+# api_key_env = ""           # environment variable holding the API key, if the
+#                            # server wants one (the key itself never goes here)
+# n_ctx = 0                  # context size when the server does not report it
+# timeout = 300              # seconds to wait for the server before giving up
 """
 
 
@@ -67,7 +81,9 @@ class Settings:
     threads: int = 0
     max_default_ctx: int = 4096
     generation: GenParams = field(default_factory=GenParams)
-    servers: dict[str, dict[str, str]] = field(default_factory=dict)
+    # [servers.NAME] tables, checked: base_url, model, api_key_env (str), n_ctx (int),
+    # timeout (float). See backends/remote.py.
+    servers: dict[str, dict[str, Any]] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     path: Path | None = None
 
@@ -137,14 +153,75 @@ def _apply(s: Settings, data: dict[str, Any], where: str) -> None:
                 except ParamError as exc:
                     s.warnings.append(f"{where}: generation.{exc}; using the default")
         elif key == "servers":
-            if isinstance(value, dict) and all(isinstance(v, dict) for v in value.values()):
-                s.servers = {
-                    str(k): {str(a): str(b) for a, b in v.items()} for k, v in value.items()
-                }
-            else:
+            if not isinstance(value, dict):
                 warn(key, "must be a table of [servers.NAME] tables")
+                continue
+            for name, table in value.items():
+                if checked := _server(str(name), table, s.warnings.append, where):
+                    s.servers[str(name)] = checked
         else:
             s.warnings.append(f"{where}: unknown setting {key!r} ignored")
+
+
+_SERVER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+# The keys of a [servers.NAME] table besides base_url: a check, and what it wants.
+_SERVER_KEYS: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "model": (lambda v: isinstance(v, str), "a model name"),
+    "api_key_env": (
+        lambda v: isinstance(v, str) and (not v or bool(_ENV_NAME.fullmatch(v))),
+        "the name of an environment variable",
+    ),
+    "n_ctx": (
+        lambda v: isinstance(v, int) and _number(v) and (v == 0 or 64 <= v <= 1 << 24),
+        "0 or a whole number from 64",
+    ),
+    "timeout": (lambda v: _number(v) and 0 < v <= 86400, "a number of seconds above 0"),
+}
+
+
+def _server(
+    name: str, table: object, warn: Callable[[str], None], where: str
+) -> dict[str, Any] | None:
+    """One [servers.NAME] table, checked; None (with a warning) if it cannot be used."""
+    here = f"{where}: servers.{name}"
+    if not _SERVER_NAME.fullmatch(name):
+        warn(f"{here}: a server name takes letters, digits, '.', '_' and '-'; ignored")
+        return None
+    if not isinstance(table, dict):
+        warn(f"{here} must be a table; ignored")
+        return None
+    url = table.get("base_url")
+    if not (isinstance(url, str) and re.fullmatch(r"(?i)https?://[^/@\s]+(/\S*)?", url)):
+        warn(
+            f'{here}.base_url must be a URL like "http://127.0.0.1:8080/v1" (with no '
+            "credentials in it); ignored"
+        )
+        return None
+    out: dict[str, Any] = {"base_url": url, "model": "", "api_key_env": "", "n_ctx": 0}
+    for key, value in table.items():
+        if key == "base_url":
+            continue
+        if key in _SERVER_KEYS:
+            ok, wanted = _SERVER_KEYS[key]
+            if ok(value):
+                out[key] = float(value) if key == "timeout" else value
+            else:
+                warn(f"{here}.{key} must be {wanted}; using the default")
+        elif key in ("api_key", "key", "token"):
+            warn(
+                f"{here}.{key} is not read: keep the key in an environment variable and "
+                "name it with api_key_env"
+            )
+        else:
+            warn(f"{here}: unknown setting {key!r} ignored")
+    return out
 
 
 def _is_str_list(value: object) -> bool:

@@ -21,7 +21,20 @@ class UnknownModel(KeyError):
 
 
 def make_runner(ref: str, settings: Settings, catalog: Catalog) -> Runner:
-    """A runner for ``ref``; raises UnknownModel with a message for the user."""
+    """A runner for ``ref``; raises UnknownModel with a message for the user.
+
+    A URL (``http://host:port/v1[#MODEL]``) or a server named in the settings
+    (``NAME`` or ``NAME#MODEL``) gives a RemoteRunner; it asks the server
+    nothing until it is first used.
+    """
+    from workbench.engine.backends.remote import RemoteRunner, SpecError, spec_for
+
+    try:
+        spec = spec_for(ref, settings.servers)
+    except SpecError as exc:
+        raise UnknownModel(str(exc)) from None
+    if spec is not None:
+        return RemoteRunner(spec)
     try:
         entry = catalog.get(ref)
     except KeyError as exc:
