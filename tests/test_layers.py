@@ -17,6 +17,9 @@ ENGINE_MODULES = [
     "workbench.engine.store",
     "workbench.engine.recorder",
     "workbench.engine.export",
+    "workbench.engine.hub",
+    "workbench.engine.backends.remote",
+    "workbench.cli_hub",
     "workbench.cli_compare",
 ]
 
