@@ -16,11 +16,13 @@ if TYPE_CHECKING:
     from workbench.engine.config import Settings
     from workbench.engine.params import GenParams
 
-from workbench import __version__, cli_history, cli_hub
+from workbench import __version__, cli_history, cli_hub, cli_templates
 from workbench.engine.params import ParamError
 from workbench.engine.sanitize import clean
 
-SUBCOMMANDS = ("models", "tokens", "compare", "config", "history", "show", "export", "pull")
+SUBCOMMANDS = (
+    "models", "tokens", "compare", "config", "history", "show", "export", "pull", "templates",
+)  # fmt: skip
 
 
 def _err(message: str) -> None:
@@ -39,7 +41,7 @@ def _gen_options(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--stop", action="append", help="a stop string (repeatable)")
     g.add_argument("--ctx", type=int, dest="n_ctx", help="context size (0 = trained, capped)")
     g.add_argument("--system", default="", help="system prompt (chat mode)")
-    g.add_argument("--mode", choices=("chat", "raw"), default="chat")
+    g.add_argument("--mode", choices=("chat", "raw"), help="chat (default) or raw")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -61,7 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
     tokens = sub.add_parser("tokens", help="count a prompt's tokens for each model")
     tokens.add_argument("-m", "--model", action="append", dest="models", metavar="ID")
     tokens.add_argument("text", nargs="?", help="the prompt (default: read stdin)")
-    tokens.add_argument("--json", action="store_true")
+    tokens.add_argument("--json", action="store_true", help="print JSON (with ids and pieces)")
+    tokens.add_argument("--show", action="store_true", help="show each token, not only counts")
+    tokens.add_argument("--ids", action="store_true", help="show token ids (implies --show)")
     _gen_options(tokens)
 
     compare = sub.add_parser("compare", help="run a prompt on several models, headless")
@@ -70,12 +74,20 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--schedule", choices=("parallel", "sequential"))
     compare.add_argument("--threads", type=int, help="threads in total (default: physical cores)")
     compare.add_argument("--json", action="store_true", help="one JSON document on stdout")
+    compare.add_argument(
+        "--logprobs", type=int, metavar="K", help="each token's probability and K alternatives"
+    )
+    compare.add_argument(
+        "--sweep", metavar="NAME=V1,V2,...", help="a panel per value: temperature=0,0.7,1.2"
+    )
+    cli_templates.add_template_options(compare)
     _gen_options(compare)
 
     config = sub.add_parser("config", help="show or create the settings file")
     config.add_argument("action", nargs="?", choices=("path", "init", "show"), default="path")
     cli_history.add_parsers(sub)
     cli_hub.add_parsers(sub)
+    cli_templates.add_parsers(sub)
     return parser
 
 
@@ -91,6 +103,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "config": _cmd_config,
             **cli_history.HANDLERS,
             **cli_hub.HANDLERS,
+            **cli_templates.HANDLERS,
         }[args.command]
         return handler(args)
     except ParamError as exc:
@@ -118,7 +131,8 @@ def _settings() -> Settings:
 def _params(args: argparse.Namespace, settings: Settings) -> GenParams:
     from workbench.engine.params import from_mapping
 
-    names = ("max_tokens", "temperature", "top_k", "top_p", "min_p", "repeat_penalty", "seed")
+    names = ("max_tokens", "temperature", "top_k", "top_p", "min_p", "repeat_penalty", "seed",
+             "logprobs")  # fmt: skip
     values = {n: getattr(args, n) for n in (*names, "n_ctx") if getattr(args, n, None) is not None}
     if getattr(args, "stop", None):
         values["stop"] = list(args.stop)
@@ -227,13 +241,15 @@ def _cmd_config(args: argparse.Namespace) -> int:
 
 def _cmd_tokens(args: argparse.Namespace) -> int:
     from workbench.engine.backends.base import RunnerError
-    from workbench.engine.protocol import Prompt
-    from workbench.engine.tokens import REFERENCE_LABEL, Budget, reference_count
+    from workbench.engine.protocol import Mode, Prompt
+    from workbench.engine.tokens import REFERENCE_LABEL, Budget, reference_tokens
 
     settings = _settings()
     params = _params(args, settings)
     text = _read_text(args.text, "text")
-    prompt = Prompt(text, args.system, args.mode)
+    mode: Mode = "raw" if args.mode == "raw" else "chat"
+    prompt = Prompt(text, args.system, mode)
+    show = args.show or args.ids
     refs = args.models or list(settings.default_models)
     runners = _runners(refs, settings)
     rows: list[dict[str, Any]] = []
@@ -249,12 +265,25 @@ def _cmd_tokens(args: argparse.Namespace) -> int:
                 continue
             budget = Budget(counted.n_tokens, params.max_tokens, r.n_ctx_for(params))
             rows.append({"model": r.id, **budget.to_dict(), "note": counted.note})
+            if show or args.json:
+                try:
+                    tokenized = r.tokenize(prompt, params)
+                    rows[-1].update(ids=tokenized.ids, pieces=tokenized.pieces)
+                except RunnerError as exc:
+                    rows[-1].update(ids=None, pieces=None, pieces_error=str(exc))
     finally:
         for r in runners:
             r.close()
-    reference = {"label": REFERENCE_LABEL, "tokens": reference_count(text)}
+    ref_tokens = reference_tokens(text)
+    reference = {"label": REFERENCE_LABEL, "tokens": len(ref_tokens)}
     if args.json:
-        print(json.dumps({"mode": args.mode, "models": rows, "reference": reference}, indent=2))
+        reference.update(ids=[i for i, _ in ref_tokens], pieces=[s for _, s in ref_tokens])
+        print(json.dumps({"mode": mode, "models": rows, "reference": reference}, indent=2))
+        return status
+    if show:
+        from workbench.cli_tokens import print_view
+
+        print_view(rows, reference, ref_tokens, with_ids=args.ids)
         return status
     for row in rows:
         if "error" in row:
@@ -271,9 +300,10 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
     settings = _settings()
     params = _params(args, settings)
-    text = _read_text(args.prompt, "prompt")
+    # A template makes the prompt; -p then only fills its {input}.
+    text = args.prompt if args.template else _read_text(args.prompt, "prompt")
     refs = args.models or list(settings.default_models)
-    return run_compare(args, settings, params, text, _runners(refs, settings))
+    return run_compare(args, settings, params, text, refs, lambda r: _runners(r, settings))
 
 
 def _run_app(args: argparse.Namespace) -> int:

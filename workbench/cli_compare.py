@@ -4,6 +4,12 @@ On a terminal the completions stream side by side in columns; piped, the
 columns are printed once at the end. ``--json`` prints one document for
 scripts. Either way the exit status is 1 if any model failed, with its
 message on stderr, and the other models' results are still printed.
+
+A panel is one model, or one variant of it: ``--sweep temperature=0,0.7``
+runs a panel per value, and ``--template NAME --shots 0,1,3`` a panel per
+few-shot variant. With several models every model gets every variant. Each
+panel has a runner of its own (panels run at the same time), so N panels of
+one local model load it N times.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ import argparse
 import json
 import sys
 import threading
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from rich.console import Console, Group
@@ -21,6 +28,7 @@ from rich.text import Text
 
 from workbench.engine import protocol as p
 from workbench.engine.backends.base import Runner
+from workbench.engine.backends.variant import VariantRunner
 from workbench.engine.compare import Comparison, Job, Result
 from workbench.engine.params import GenParams
 from workbench.engine.recorder import Recorder
@@ -29,9 +37,17 @@ from workbench.engine.sanitize import clean
 from workbench.engine.store import open_store_or_none
 from workbench.engine.tokens import REFERENCE_LABEL, reference_count
 
+MAX_PANELS = 16
+"""Most panels in one comparison (each is a model process of its own)."""
+
 
 def _display(text: str) -> str:
     return clean(text, max_len=1 << 30, keep_newlines=True)
+
+
+def _name(r: Runner) -> str:
+    """A panel's model id, with its variant on a second line."""
+    return f"{r.id}\n{r.label}" if isinstance(r, VariantRunner) else r.id
 
 
 def _columns(runners: list[Runner], results: list[Result], states: list[str], tail: int | None):
@@ -64,10 +80,10 @@ def stats_table(runners: list[Runner], results: list[Result]) -> Table:
     for r, res in zip(runners, results, strict=True):
         s = res.stats
         if s is None:
-            table.add_row(r.id, "", "", "", "", "", "", "error" if res.error else "")
+            table.add_row(_name(r), "", "", "", "", "", "", "error" if res.error else "")
             continue
         table.add_row(
-            r.id,
+            _name(r),
             f"{s.prompt_tokens:,}",
             f"{s.cached_tokens:,}",
             f"{s.ttft_s:.2f}s",
@@ -79,14 +95,86 @@ def stats_table(runners: list[Runner], results: list[Result]) -> Table:
     return table
 
 
+class _Plan:
+    """The panels of one compare command: prompts, settings and their labels."""
+
+    def __init__(self, args: argparse.Namespace, params: GenParams, text: str | None) -> None:
+        self.template: dict[str, Any] | None = None
+        self.sweep: dict[str, Any] | None = None
+        self.prompts: list[tuple[str, p.Prompt]] = self._prompts(args, text)
+        self.settings: list[tuple[str, GenParams]] = [("", params)]
+        if args.sweep:
+            from workbench.engine.sweep import label, parse_sweep, sweep
+
+            name, values = parse_sweep(args.sweep)
+            self.settings = [
+                (label(name, v), gp)
+                for v, gp in zip(values, sweep(params, args.sweep), strict=True)
+            ]
+            self.sweep = {"setting": name, "values": values}
+
+    def _prompts(self, args: argparse.Namespace, text: str | None) -> list[tuple[str, p.Prompt]]:
+        mode = args.mode if args.mode in ("chat", "raw") else None
+        if not args.template:
+            if args.shots or args.values:
+                raise SystemExit("workbench: --shots and --set go with --template NAME")
+            return [("", p.Prompt(text or "", args.system, mode or "chat"))]
+        from workbench.engine import templates as t
+
+        try:
+            template = t.load_template(args.template)
+            values = t.parse_assignments(args.values)
+            if text is not None:
+                values.setdefault("input", text)
+            shots = t.parse_shots(args.shots) if args.shots else None
+            system = args.system or None
+            if shots is not None and len(shots) > 1:
+                prompts = template.variants(values, shots, mode=mode, system=system)
+            else:
+                one = shots[0] if shots else None
+                prompts = [("", template.prompt(values, one, mode=mode, system=system))]
+        except t.TemplateError as exc:
+            raise SystemExit(f"workbench: {clean(str(exc), max_len=2000)}") from None
+        self.template = {"name": template.name, "shots": shots, "values": template.values(values)}
+        return prompts
+
+    def panels(self, refs: Sequence[str]) -> list[tuple[str, str, p.Prompt | None, GenParams]]:
+        """(model ref, label, own prompt or None, settings) for every panel."""
+        own = len(self.prompts) > 1
+        out = [
+            (ref, " · ".join(x for x in (plabel, slabel) if x), prompt if own else None, gp)
+            for ref in refs
+            for plabel, prompt in self.prompts
+            for slabel, gp in self.settings
+        ]
+        if len(out) > MAX_PANELS:
+            raise SystemExit(
+                f"workbench: {len(out)} panels ({len(refs)} models x {len(self.prompts)} prompts "
+                f"x {len(self.settings)} settings); at most {MAX_PANELS}"
+            )
+        return out
+
+
 def run_compare(
     args: argparse.Namespace,
     settings: Any,
     params: GenParams,
-    text: str,
-    runners: list[Runner],
+    text: str | None,
+    refs: Sequence[str],
+    make_runners: Callable[[list[str]], list[Runner]],
 ) -> int:
-    prompt = p.Prompt(text, args.system, args.mode)
+    plan = _Plan(args, params, text)
+    panels = plan.panels(refs)
+    runners: list[Runner] = []
+    for (_ref, label, own_prompt, _gp), runner in zip(
+        panels, make_runners([ref for ref, *_ in panels]), strict=True
+    ):
+        runners.append(VariantRunner(runner, label, own_prompt) if label else runner)
+    copies = {ref: n for ref in refs if (n := sum(panel[0] == ref for panel in panels)) > 1}
+    for ref, n in copies.items():
+        if any(r.id == ref and r.uses_local_cpu for r in runners):
+            _warn(f"{ref}: {n} panels load the model {n} times (one process each)")
+    prompt = plan.prompts[0][1]
     threads = args.threads or settings.threads or physical_cores()
     schedule = args.schedule or settings.schedule
     states = ["waiting"] * len(runners)
@@ -94,6 +182,8 @@ def run_compare(
     recorder = Recorder(
         open_store_or_none(lambda msg: _warn(f"history off: {msg}")), source="cli", warn=_warn
     )
+    probabilities: list[list[p.Token]] = [[] for _ in runners]
+    measured = [gp.logprobs > 0 for *_, gp in panels]
 
     def on_event(i: int, event: p.Event) -> None:
         recorder.on_event(i, event)
@@ -103,13 +193,15 @@ def run_compare(
             states[i] = "reading prompt"
         elif isinstance(event, p.Token):
             states[i] = "generating"
+            if measured[i]:
+                probabilities[i].append(event)
         elif isinstance(event, p.Done):
             states[i] = p.STOP_LABELS.get(event.stop_reason, "done")
         elif isinstance(event, p.Error):
             states[i] = "refused" if event.kind == "refused" else "error"
         changed.set()
 
-    jobs = [Job(r, params) for r in runners]
+    jobs = [Job(r, gp) for r, (*_, gp) in zip(runners, panels, strict=True)]
     comparison = Comparison(
         jobs, prompt, schedule=schedule, total_threads=threads, on_event=on_event
     )
@@ -141,9 +233,14 @@ def run_compare(
 
     failed = [(r, res) for r, res in zip(runners, results, strict=True) if res.error]
     for r, res in failed:
-        print(f"workbench: {r.id}: {clean(res.error or '', max_len=2000)}", file=sys.stderr)
+        name = _name(r).replace("\n", " · ")
+        print(f"workbench: {name}: {clean(res.error or '', max_len=2000)}", file=sys.stderr)
     if args.json:
-        doc = _json_doc(args, prompt, params, schedule, threads, runners, results)
+        doc = _json_doc(prompt, params, schedule, threads, jobs, results, probabilities)
+        if plan.template is not None:
+            doc["template"] = plan.template
+        if plan.sweep is not None:
+            doc["sweep"] = plan.sweep
         print(json.dumps(doc, indent=2, ensure_ascii=False))
     else:
         console.print(Group(_columns(runners, results, states, None), Text()))
@@ -151,6 +248,8 @@ def run_compare(
         for r, res in zip(runners, results, strict=True):
             for note in res.notes:
                 console.print(Text(f"{r.id}: note: {clean(note, max_len=300)}", style="yellow"))
+        if any(job.params.logprobs for job in jobs):
+            _warn("token probabilities are in the --json output")
     if recorder.run_id is not None:
         print(f"saved as run {recorder.run_id}", file=sys.stderr)
     return 1 if failed else 0
@@ -161,32 +260,45 @@ def _warn(message: str) -> None:
 
 
 def _json_doc(
-    args: argparse.Namespace,
     prompt: p.Prompt,
     params: GenParams,
     schedule: str,
     threads: int,
-    runners: list[Runner],
+    jobs: list[Job],
     results: list[Result],
+    probabilities: list[list[p.Token]],
 ) -> dict[str, Any]:
     models = []
-    for r, res in zip(runners, results, strict=True):
+    for job, res, tokens in zip(jobs, results, probabilities, strict=True):
+        r = job.runner
         info = getattr(r, "info", None)
-        models.append(
-            {
-                "id": r.id,
-                "model": info.to_dict() if info is not None else {"title": r.header.title},
-                "params": params.to_dict(),
-                "n_ctx": r.n_ctx_for(params),
-                "budget": res.budget.to_dict() if res.budget else None,
-                "text": res.text,
-                "stop_reason": res.stop_reason,
-                "stats": res.stats.to_dict() if res.stats else None,
-                "load": res.loaded.__dict__ if res.loaded else None,
-                "error": res.error,
-                "notes": res.notes,
-            }
-        )
+        entry: dict[str, Any] = {
+            "id": r.id,
+            "variant": r.label if isinstance(r, VariantRunner) else None,
+            "model": info.to_dict() if info is not None else {"title": r.header.title},
+            "params": job.params.to_dict(),
+            "n_ctx": r.n_ctx_for(job.params),
+            "budget": res.budget.to_dict() if res.budget else None,
+            "text": res.text,
+            "stop_reason": res.stop_reason,
+            "stats": res.stats.to_dict() if res.stats else None,
+            "load": res.loaded.__dict__ if res.loaded else None,
+            "error": res.error,
+            "notes": res.notes,
+        }
+        if isinstance(r, VariantRunner) and r.prompt is not None:
+            entry["prompt"] = {"text": r.prompt.text, "system": r.prompt.system,
+                               "mode": r.prompt.mode}  # fmt: skip
+        if job.params.logprobs:
+            entry["logprobs"] = [
+                {
+                    "text": t.text,
+                    "logprob": t.logprob,
+                    "top": [{"text": text, "logprob": lp} for text, lp in t.top or ()],
+                }
+                for t in tokens
+            ]
+        models.append(entry)
     return {
         "prompt": prompt.text,
         "system": prompt.system,

@@ -55,6 +55,7 @@ repeat_penalty = 1.0   # 1 = off; above 1 discourages repeats
 seed = 42              # same seed, same sampled text
 stop = []              # strings that end a completion
 n_ctx = 0              # context window; 0 = trained length, capped
+logprobs = 0           # per-token probabilities and k alternatives (0 = off, max 10)
 
 # Models on servers that speak the OpenAI API (llama.cpp's llama-server,
 # Ollama, vLLM, llama-cpp-python's server). Open one in a panel with

@@ -7,6 +7,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+MAX_LOGPROBS = 10
+"""Most alternatives shown per generated token."""
+
 
 class ParamError(ValueError):
     """A generation setting with a value it cannot take; the message says which."""
@@ -21,6 +24,9 @@ class GenParams:
     ``top_k``, ``top_p`` and ``min_p`` limit which tokens it samples from;
     ``seed`` makes a sampled run repeatable. ``n_ctx`` 0 means "choose for
     me": the trained context length, capped (see ``default_ctx``).
+    ``logprobs`` above 0 asks for each generated token's probability and that
+    many likeliest alternatives (at most ``MAX_LOGPROBS``); 0 is off and
+    costs nothing.
     """
 
     max_tokens: int = 256
@@ -32,6 +38,7 @@ class GenParams:
     seed: int = 42
     stop: tuple[str, ...] = field(default_factory=tuple)
     n_ctx: int = 0
+    logprobs: int = 0
 
     def __post_init__(self) -> None:
         _check(self.max_tokens >= 1, "max_tokens", self.max_tokens, "a whole number of at least 1")
@@ -48,6 +55,12 @@ class GenParams:
         _check(0 <= self.seed < 2**32, "seed", self.seed, "between 0 and 4294967295")
         _check(
             self.n_ctx == 0 or 64 <= self.n_ctx <= 1 << 24, "n_ctx", self.n_ctx, "0 or 64 to 16M"
+        )
+        _check(
+            0 <= self.logprobs <= MAX_LOGPROBS,
+            "logprobs",
+            self.logprobs,
+            f"0 (off) to {MAX_LOGPROBS}",
         )
 
     @property
@@ -76,6 +89,7 @@ FIELDS: dict[str, type] = {
     "seed": int,
     "stop": tuple,
     "n_ctx": int,
+    "logprobs": int,
 }
 
 HELP: dict[str, str] = {
@@ -88,6 +102,8 @@ HELP: dict[str, str] = {
     "seed": "random seed: the same seed gives the same sampled text",
     "stop": "stop generating when one of these strings appears",
     "n_ctx": "context window in tokens (0 = trained length, capped)",
+    "logprobs": f"show each token's probability and the k likeliest alternatives "
+    f"(0 = off, at most {MAX_LOGPROBS})",
 }
 
 

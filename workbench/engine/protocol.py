@@ -57,6 +57,15 @@ class Count:
 
 
 @dataclass(frozen=True)
+class Tokenize:
+    """The prompt as the model reads it, token by token (answered with
+    ``Tokenized``, on the same thread as ``Count``)."""
+
+    id: int
+    prompt: Prompt
+
+
+@dataclass(frozen=True)
 class Generate:
     id: int
     prompt: Prompt
@@ -85,7 +94,7 @@ class Quit:
     pass
 
 
-Request = Load | Count | Generate | SetThreads | Cancel | Quit
+Request = Load | Count | Tokenize | Generate | SetThreads | Cancel | Quit
 
 
 # -- events (worker -> app; also what every backend yields) ------------------
@@ -109,6 +118,25 @@ class Counted:
 
 
 @dataclass(frozen=True)
+class Tokenized:
+    """A prompt's tokens: ``ids[i]`` reads as ``pieces[i]``.
+
+    The pieces are the token texts with special tokens spelled out (``<bos>``,
+    ``<|im_start|>``), so joined they give back the text the model reads,
+    including a BOS token the tokenizer adds. The one exception is a
+    character whose UTF-8 bytes are split over several tokens: no token holds
+    it whole, so each of its bytes shows as ``<0xNN>`` in the token that holds
+    that byte (SentencePiece's notation for byte tokens). Bytes that form no
+    valid character at all show the same way. See ``tokens.pieces_from_bytes``.
+    """
+
+    id: int
+    ids: list[int]
+    pieces: list[str]
+    note: str = ""
+
+
+@dataclass(frozen=True)
 class PromptStarted:
     """The model began reading the prompt (``n_cached`` tokens were reused)."""
 
@@ -121,8 +149,26 @@ class PromptStarted:
 
 @dataclass(frozen=True)
 class Token:
+    """Generated text, as soon as it forms whole characters.
+
+    With ``logprobs`` on (``GenParams.logprobs`` > 0), ``logprob`` is the
+    natural log of the probability the model gave this text, and ``top`` the
+    likeliest tokens it could have chosen instead, most likely first, as
+    (text, logprob) pairs; both come from the model's own distribution
+    (log-softmax of the logits), before temperature, penalties or top-k/p cut
+    it. An event that merges several tokens (a character spelled in byte
+    tokens, or text held back while it could still become a stop string)
+    carries the sum of their logprobs, the joint probability of its text, and
+    the alternatives at the first of them, where the choice was made. With
+    stop strings set, text is held back, so an event's text can lag the
+    tokens its probabilities describe by up to the length of a stop string.
+    Off, both are None and cost nothing: not even a key on the wire.
+    """
+
     id: int
     text: str
+    top: list[tuple[str, float]] | None = None
+    logprob: float | None = None
 
 
 @dataclass(frozen=True)
@@ -162,20 +208,28 @@ class Error:
     kind: str = "error"
 
 
-Event = Loaded | Counted | PromptStarted | Token | Done | Error
+Event = Loaded | Counted | Tokenized | PromptStarted | Token | Done | Error
 
 _TYPES: dict[str, type] = {
     cls.__name__: cls
     for cls in (
-        Load, Count, Generate, SetThreads, Cancel, Quit,
-        Loaded, Counted, PromptStarted, Token, Done, Error,
+        Load, Count, Tokenize, Generate, SetThreads, Cancel, Quit,
+        Loaded, Counted, Tokenized, PromptStarted, Token, Done, Error,
     )
 }  # fmt: skip
 
 
 def encode(msg: Request | Event) -> bytes:
     """One message as one line of JSON."""
-    data = dataclasses.asdict(msg)
+    if type(msg) is Token:
+        # The message sent most often: no asdict, and no keys for what is off.
+        data: dict[str, Any] = {"id": msg.id, "text": msg.text}
+        if msg.logprob is not None:
+            data["logprob"] = msg.logprob
+        if msg.top is not None:
+            data["top"] = msg.top
+    else:
+        data = dataclasses.asdict(msg)
     data["t"] = type(msg).__name__
     return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
 
@@ -192,4 +246,6 @@ def decode(line: bytes | str) -> Request | Event:
         data["prompt"] = Prompt(**data["prompt"])
     if cls is Done and isinstance(data.get("stats"), dict):
         data["stats"] = Stats(**data["stats"])
+    if cls is Token and isinstance(data.get("top"), list):
+        data["top"] = [(str(text), float(lp)) for text, lp in data["top"]]
     return cls(**data)

@@ -11,7 +11,8 @@ Three threads:
   the worker exits on the spot, whatever it was doing.
 - the counter answers ``Count`` requests, only the newest when several wait,
   so token meters keep up while a run is streaming (tokenizing reads the
-  vocabulary only and does not touch the context a run is using).
+  vocabulary only and does not touch the context a run is using). It answers
+  every ``Tokenize`` (a token view) too, in order.
 - the main thread loads the model and runs generations.
 """
 
@@ -26,6 +27,7 @@ from collections.abc import Callable
 from typing import Any
 
 from workbench.engine import protocol as p
+from workbench.engine.tokens import pieces_from_bytes
 
 
 def main() -> int:
@@ -40,7 +42,7 @@ def main() -> int:
             out.write(data)
 
     jobs: queue.Queue[p.Request] = queue.Queue()
-    counts: queue.Queue[p.Count] = queue.Queue()
+    counts: queue.Queue[p.Count | p.Tokenize] = queue.Queue()
     state: dict[str, Any] = {"model": None}
     threading.Thread(target=_read, args=(jobs, counts, state, send), daemon=True).start()
     threading.Thread(target=_count_loop, args=(counts, state, send), daemon=True).start()
@@ -75,7 +77,7 @@ def main() -> int:
 
 def _read(
     jobs: queue.Queue[p.Request],
-    counts: queue.Queue[p.Count],
+    counts: queue.Queue[p.Count | p.Tokenize],
     state: dict[str, Any],
     send: Callable[[p.Event], None],
 ) -> None:
@@ -94,7 +96,7 @@ def _read(
         elif isinstance(req, p.SetThreads):
             if model is not None:
                 model.want_threads = max(1, req.n_threads)
-        elif isinstance(req, p.Count):
+        elif isinstance(req, p.Count | p.Tokenize):
             counts.put(req)
         elif isinstance(req, p.Load | p.Generate | p.Quit):
             jobs.put(req)
@@ -106,21 +108,36 @@ def _read(
 
 
 def _count_loop(
-    counts: queue.Queue[p.Count], state: dict[str, Any], send: Callable[[p.Event], None]
+    counts: queue.Queue[p.Count | p.Tokenize],
+    state: dict[str, Any],
+    send: Callable[[p.Event], None],
 ) -> None:
     while True:
-        req = counts.get()
-        while not counts.empty():  # only the newest text matters
-            req = counts.get_nowait()
-        model = state.get("model")
-        if model is None:
-            send(p.Error(req.id, "model not loaded yet", kind="count"))
-            continue
-        try:
+        waiting = [counts.get()]
+        while not counts.empty():
+            waiting.append(counts.get_nowait())
+        # Only the newest count matters (a meter shows the latest text); every
+        # token view asked for gets its answer.
+        newest = next((r for r in reversed(waiting) if isinstance(r, p.Count)), None)
+        for req in waiting:
+            if req is newest or isinstance(req, p.Tokenize):
+                _answer(req, state.get("model"), send)
+
+
+def _answer(req: p.Count | p.Tokenize, model: Any, send: Callable[[p.Event], None]) -> None:
+    kind = "count" if isinstance(req, p.Count) else "tokenize"
+    if model is None:
+        send(p.Error(req.id, "model not loaded yet", kind=kind))
+        return
+    try:
+        if isinstance(req, p.Count):
             n, note = model.count(req.prompt)
             send(p.Counted(req.id, n, note))
-        except Exception as exc:
-            send(p.Error(req.id, str(exc), kind="count"))
+        else:
+            ids, pieces, note = model.token_pieces(req.prompt)
+            send(p.Tokenized(req.id, ids, pieces_from_bytes(pieces), note))
+    except Exception as exc:
+        send(p.Error(req.id, str(exc), kind=kind))
 
 
 if __name__ == "__main__":

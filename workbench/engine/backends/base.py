@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from workbench.engine.params import GenParams
-from workbench.engine.protocol import Counted, Event, Prompt
+from workbench.engine.protocol import Counted, Event, Prompt, Tokenized
 
 _ids = itertools.count(1)
 
@@ -52,6 +52,14 @@ class Runner(ABC):
 
         Raises ``RunnerError`` when the model cannot count (not loadable).
         """
+
+    def tokenize(self, prompt: Prompt, params: GenParams) -> Tokenized:
+        """The prompt as this model reads it: token ids and their text pieces.
+
+        ``len(ids)`` equals ``count(...).n_tokens`` for the same prompt. Raises
+        ``RunnerError`` when the backend cannot show its tokens.
+        """
+        raise RunnerError("this backend cannot show its tokens")
 
     @abstractmethod
     def generate(self, prompt: Prompt, params: GenParams, n_threads: int) -> Iterator[Event]:

@@ -55,12 +55,19 @@ class LocalRunner(Runner):
         self._run_id = 0
         self._cancel = threading.Event()
         self._counts: queue.Queue[p.Event] = queue.Queue()
+        self._tokenized: queue.Queue[p.Event] = queue.Queue()
+        # One token view at a time: answers are matched to requests by id.
+        self._tokenize_lock = threading.Lock()
 
     # -- worker plumbing ------------------------------------------------------
 
     def _route(self, event: p.Event) -> None:
         if isinstance(event, p.Counted) or (isinstance(event, p.Error) and event.kind == "count"):
             self._counts.put(event)
+        elif isinstance(event, p.Tokenized) or (
+            isinstance(event, p.Error) and event.kind == "tokenize"
+        ):
+            self._tokenized.put(event)
         else:
             self._events.put(event)
 
@@ -68,6 +75,7 @@ class LocalRunner(Runner):
         self._loaded = None
         self._events.put(error)
         self._counts.put(error)
+        self._tokenized.put(error)
 
     def _wait(self, box: queue.Queue[p.Event], proc: WorkerProcess) -> p.Event:
         while True:
@@ -110,7 +118,7 @@ class LocalRunner(Runner):
                     raise RunnerError(f"could not load {self.entry.path.name}: {event.message}")
 
     def _drain(self) -> None:
-        for box in (self._events, self._counts):
+        for box in (self._events, self._counts, self._tokenized):
             while not box.empty():
                 box.get_nowait()
 
@@ -131,6 +139,25 @@ class LocalRunner(Runner):
                 return event
             if isinstance(event, p.Error) and (event.id in (req_id, -1)):
                 raise RunnerError(event.message)
+
+    def tokenize(self, prompt: p.Prompt, params: GenParams) -> p.Tokenized:
+        """The prompt's tokens, from the worker's own tokenizer (chat template
+        included in chat mode); loads the model if needed."""
+        self.load(self.n_ctx_for(params), 1)
+        proc = self._proc
+        assert proc is not None
+        with self._tokenize_lock:
+            req_id = next_id()
+            try:
+                proc.send(p.Tokenize(req_id, prompt))
+            except WorkerDied as exc:
+                raise RunnerError(str(exc)) from None
+            while True:
+                event = self._wait(self._tokenized, proc)
+                if isinstance(event, p.Tokenized) and event.id == req_id:
+                    return event
+                if isinstance(event, p.Error) and (event.id in (req_id, -1)):
+                    raise RunnerError(event.message)
 
     def generate(self, prompt: p.Prompt, params: GenParams, n_threads: int) -> Iterator[p.Event]:
         finished = False

@@ -42,7 +42,7 @@ from workbench.engine.backends.base import Header, Runner, RunnerError, next_id
 from workbench.engine.modelinfo import format_bytes, format_count
 from workbench.engine.params import GenParams
 from workbench.engine.sanitize import clean
-from workbench.engine.tokens import reference_count
+from workbench.engine.tokens import pieces_from_bytes, reference_count
 
 DEFAULT_TIMEOUT_S = 300.0  # a long prompt on a slow server can take minutes before a token
 DEFAULT_N_CTX = 4096
@@ -503,6 +503,52 @@ class RemoteRunner(Runner):
             if isinstance(data.get("tokens"), list):
                 return len(data["tokens"])
         return None
+
+    def tokenize(self, prompt: p.Prompt, params: GenParams) -> p.Tokenized:
+        """The prompt's tokens from llama.cpp's ``/tokenize`` with ``with_pieces``
+        (in chat mode after ``/apply-template``). Other servers do not return
+        token texts: RunnerError."""
+        self.connect()
+        if self._dialect != "llama.cpp":
+            raise RunnerError(
+                "this backend cannot show its tokens: only llama.cpp's llama-server "
+                "returns the text of each token"
+            )
+        api, root = self._http, self._http.root_path
+        try:
+            text = prompt.text
+            if prompt.mode == "chat":
+                path = f"{root}/apply-template"
+                status, data, raw = api.ask("POST", path, {"messages": self._messages(prompt)})
+                if status >= 400 or not isinstance(data, dict):
+                    raise RunnerError(api.error_message(status, raw, path))
+                text = str(data.get("prompt", ""))
+            path = f"{root}/tokenize"
+            body = {"content": text, "add_special": True, "parse_special": True,
+                    "with_pieces": True}  # fmt: skip
+            status, data, raw = api.ask("POST", path, body)
+        except _Unreachable as exc:
+            raise RunnerError(str(exc)) from None
+        if status >= 400:
+            raise RunnerError(api.error_message(status, raw, path))
+        tokens = data.get("tokens") if isinstance(data, dict) else None
+        ids: list[int] = []
+        chunks: list[bytes] = []
+        for item in tokens if isinstance(tokens, list) else [None]:
+            piece = item.get("piece") if isinstance(item, dict) else None
+            token = item.get("id") if isinstance(item, dict) else None
+            if isinstance(piece, list) and all(isinstance(b, int) and 0 <= b < 256 for b in piece):
+                piece = bytes(piece)  # a piece that is not valid UTF-8 comes as its bytes
+            elif isinstance(piece, str):
+                piece = piece.encode("utf-8", "surrogatepass")
+            if not isinstance(token, int) or not isinstance(piece, bytes):
+                raise RunnerError(
+                    f"{api.url(path)} did not return token pieces (a llama-server older "
+                    "than with_pieces?)"
+                )
+            ids.append(token)
+            chunks.append(piece)
+        return p.Tokenized(next_id(), ids, pieces_from_bytes(chunks))
 
     def count(self, prompt: p.Prompt, params: GenParams) -> p.Counted:
         """The server's own token count where it has a tokenize endpoint, else

@@ -6,7 +6,9 @@ also tested with a real model through ``LocalRunner``.
 
 from __future__ import annotations
 
+import math
 import threading
+import zlib
 from collections.abc import Iterator
 
 from workbench.engine import protocol as p
@@ -59,6 +61,17 @@ class ScriptedRunner(Runner):
         extra = self.overhead if prompt.mode == "chat" else 0
         return p.Counted(next_id(), words + extra)
 
+    def tokenize(self, prompt: p.Prompt, params: GenParams) -> p.Tokenized:
+        """The words of the prompt (as ``count`` sees them) as tokens: the
+        first word, then each further word with the space before it, after
+        ``overhead`` chat-template tokens in chat mode. Ids are stable per word."""
+        words = (prompt.system + " " + prompt.text).split()
+        pieces = [w if i == 0 else " " + w for i, w in enumerate(words)]
+        if prompt.mode == "chat":
+            pieces = [f"<t{i}>" for i in range(self.overhead)] + pieces
+        ids = [zlib.crc32(piece.encode()) % 50000 for piece in pieces]
+        return p.Tokenized(next_id(), ids, pieces)
+
     def generate(self, prompt: p.Prompt, params: GenParams, n_threads: int) -> Iterator[p.Event]:
         self._cancel.clear()
         run_id = next_id()
@@ -75,10 +88,22 @@ class ScriptedRunner(Runner):
             if self._cancel.is_set():
                 yield p.Done(run_id, "cancelled", self._stats(n_prompt, n, params))
                 return
-            yield p.Token(run_id, word if i == 0 else " " + word)
+            text = word if i == 0 else " " + word
+            if params.logprobs:
+                yield p.Token(run_id, text, *self._probabilities(i, text, params.logprobs))
+            else:
+                yield p.Token(run_id, text)
             n += 1
         reason: p.StopReason = "max_tokens" if len(words) > params.max_tokens else "eos"
         yield p.Done(run_id, reason, self._stats(n_prompt, n, params))
+
+    @staticmethod
+    def _probabilities(i: int, text: str, k: int) -> tuple[list[tuple[str, float]], float]:
+        """Made-up but steady figures: the word first, then k-1 alternatives,
+        every third word less certain than the others."""
+        chosen = math.log(0.9 if i % 3 else 0.4)
+        rest = [(f"{text}~{j}", math.log(0.5 ** (j + 2))) for j in range(k - 1)]
+        return [(text, chosen), *rest], chosen
 
     def _stats(self, n_prompt: int, n: int, params: GenParams) -> p.Stats:
         return p.Stats(
