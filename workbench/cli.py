@@ -307,9 +307,11 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
 
 def _run_app(args: argparse.Namespace) -> int:
+    from workbench.engine.config import load_settings
     from workbench.tui.app import make_app
 
-    settings = _settings()
+    # The app shows the settings' warnings itself, where the user is looking.
+    settings = load_settings()
     app = make_app(settings=settings, models=args.models, prompt=args.prompt)
     app.run()
     return app.return_code or 0

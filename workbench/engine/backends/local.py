@@ -54,6 +54,7 @@ class LocalRunner(Runner):
         self._events: queue.Queue[p.Event] = queue.Queue()
         self._run_id = 0
         self._cancel = threading.Event()
+        self._count_lock = threading.Lock()
         self._counts: queue.Queue[p.Event] = queue.Queue()
         self._tokenized: queue.Queue[p.Event] = queue.Queue()
         # One token view at a time: answers are matched to requests by id.
@@ -125,20 +126,26 @@ class LocalRunner(Runner):
     # -- Runner ---------------------------------------------------------------
 
     def count(self, prompt: p.Prompt, params: GenParams) -> p.Counted:
-        self.load(self.n_ctx_for(params), 1)
-        proc = self._proc
-        assert proc is not None
-        req_id = next_id()
-        try:
-            proc.send(p.Count(req_id, prompt))
-        except WorkerDied as exc:
-            raise RunnerError(str(exc)) from None
-        while True:
-            event = self._wait(self._counts, proc)
-            if isinstance(event, p.Counted) and event.id >= req_id:
-                return event
-            if isinstance(event, p.Error) and (event.id in (req_id, -1)):
-                raise RunnerError(event.message)
+        # One count at a time: the worker answers only the newest of the
+        # counts waiting, so two callers could otherwise share one answer.
+        with self._count_lock:
+            # Counting does not depend on the context size: a model loaded at
+            # another size counts as well, and reloading would end a run.
+            if not (self._proc and self._proc.alive and self._loaded):
+                self.load(self.n_ctx_for(params), 1)
+            proc = self._proc
+            assert proc is not None
+            req_id = next_id()
+            try:
+                proc.send(p.Count(req_id, prompt))
+            except WorkerDied as exc:
+                raise RunnerError(str(exc)) from None
+            while True:
+                event = self._wait(self._counts, proc)
+                if isinstance(event, p.Counted) and event.id >= req_id:
+                    return event
+                if isinstance(event, p.Error) and (event.id in (req_id, -1)):
+                    raise RunnerError(event.message)
 
     def tokenize(self, prompt: p.Prompt, params: GenParams) -> p.Tokenized:
         """The prompt's tokens, from the worker's own tokenizer (chat template

@@ -1,0 +1,1 @@
+"""The terminal app: panels side by side, one per model, on top of the engine."""

@@ -1,0 +1,106 @@
+"""The app's keys, in one table: the bindings, the help screen and the
+command palette are all built from it, so they cannot disagree."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from textual.binding import Binding
+
+
+@dataclass(frozen=True)
+class Key:
+    """One app action and the keys that run it."""
+
+    keys: str  # Textual key names, comma separated; the first is the main one
+    action: str
+    label: str  # short, for the footer
+    title: str  # for the command palette
+    help: str  # for the help screen and the palette
+    footer: bool = True
+    # Priority keys work even when a text field has focus. Only keys that no
+    # text field uses may be priority keys: Ctrl+W and Ctrl+Y stay word-delete
+    # and redo while typing, and act on panels elsewhere.
+    priority: bool = False
+    palette: bool = True
+    footer_keys: str | None = None  # how the footer shows the keys, when not just the first
+
+
+KEYS: tuple[Key, ...] = (
+    Key("ctrl+r,f5", "run", "Run", "Run all panels",
+        "Run the prompt on every panel. While a run is going, this only "
+        "tells you so: press Esc to cancel it first.", priority=True, footer_keys="^r/f5"),
+    Key("escape", "cancel", "Cancel", "Cancel runs",
+        "Cancel the focused panel's run if it is running; otherwise cancel "
+        "every run. Text generated so far stays. With nothing running, Esc "
+        "restores a maximized panel."),
+    Key("ctrl+n", "add_panel", "Add", "Add a panel",
+        "Add a panel: pick a model from the list (type to filter).", priority=True),
+    Key("ctrl+w", "remove_panel", "Remove", "Remove the focused panel",
+        "Remove the focused panel (or the one last focused) and free its model. "
+        "In a text field Ctrl+W deletes a word instead.", footer=False),
+    Key("ctrl+o", "change_model", "Model", "Change the focused panel's model",
+        "Change the focused panel's model (same list as Add).", priority=True),
+    Key("f2,ctrl+g", "settings", "Settings", "Generation settings",
+        "Generation settings: shared values, and overrides for one panel.", priority=True),
+    Key("ctrl+t", "toggle_mode", "Mode", "Toggle chat / raw completion",
+        "Switch between chat (the model's chat template wraps the prompt) and raw "
+        "completion (the model continues the text as it is).", footer=False, priority=True),
+    Key("f11,ctrl+f", "maximize", "Max", "Maximize the focused panel",
+        "Maximize the focused panel, or restore it.", footer=False, priority=True),
+    Key("ctrl+y", "copy", "Copy", "Copy the focused panel's completion",
+        "Copy the focused panel's completion to the clipboard (works over SSH "
+        "in terminals that allow OSC 52). In a text field Ctrl+Y is redo instead.",
+        footer=False),
+    Key("f1,question_mark", "help", "Help", "Keys and help",
+        "Show this help (F1 again closes it). ? works when no text field has focus.",
+        priority=True),
+    Key("ctrl+q", "quit", "Quit", "Quit",
+        "Quit: cancels runs and stops every model worker.", priority=True, palette=False),
+)  # fmt: skip
+
+# Keys the app does not bind itself, listed on the help screen.
+OTHER_KEYS: tuple[tuple[str, str], ...] = (
+    ("Tab / Shift+Tab", "Move focus: prompt, system prompt, mode, then each panel"),
+    ("Ctrl+P", "Command palette: every action by name"),
+    ("Up / Down / PgUp / PgDn", "Scroll a focused panel's completion"),
+    ("Space / Enter", "On the mode switch: toggle chat / raw"),
+    ("Esc", "In a dialog: close it without changes"),
+    ("Enter", "In the model list: choose; in settings: apply"),
+)
+
+
+def display(keys: str) -> str:
+    """'ctrl+r,f5' -> 'Ctrl+R / F5'."""
+    names = {"escape": "Esc", "question_mark": "?"}
+    out = []
+    for key in keys.split(","):
+        if key in names:
+            out.append(names[key])
+            continue
+        parts = key.split("+")
+        out.append("+".join(p.upper() if len(p) <= 3 else p.capitalize() for p in parts))
+    return " / ".join(out).replace("CTRL", "Ctrl")
+
+
+# Keys that type a character: never priority, or they could not be typed.
+TYPED = {"question_mark"}
+
+
+def bindings() -> list[Binding]:
+    """The app's bindings; only the first key of each shows in the footer."""
+    result = []
+    for k in KEYS:
+        for index, key in enumerate(k.keys.split(",")):
+            result.append(
+                Binding(
+                    key,
+                    k.action,
+                    k.label,
+                    show=k.footer and index == 0,
+                    priority=k.priority and key not in TYPED,
+                    tooltip=k.help if index == 0 else "",
+                    key_display=k.footer_keys if index == 0 else None,
+                )
+            )
+    return result

@@ -1,0 +1,1 @@
+"""Dialogs: the model picker, generation settings and help."""
