@@ -5,7 +5,8 @@ from __future__ import annotations
 import contextlib
 import queue
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import TypeVar
 
 from workbench.engine import protocol as p
 from workbench.engine.backends.base import Header, Runner, RunnerError, next_id
@@ -15,6 +16,7 @@ from workbench.engine.resources import check_memory
 from workbench.engine.worker import WorkerDied, WorkerProcess
 
 DEFAULT_MAX_CTX = 4096
+E = TypeVar("E", p.Counted, p.Tokenized)
 CTX_PAD = 256
 # How long to wait for a worker that is alive but silent before checking
 # again whether it is still there; it never gives up on a live worker.
@@ -125,46 +127,54 @@ class LocalRunner(Runner):
 
     # -- Runner ---------------------------------------------------------------
 
-    def count(self, prompt: p.Prompt, params: GenParams) -> p.Counted:
-        # One count at a time: the worker answers only the newest of the
-        # counts waiting, so two callers could otherwise share one answer.
-        with self._count_lock:
-            # Counting does not depend on the context size: a model loaded at
-            # another size counts as well, and reloading would end a run.
+    def _ask(
+        self,
+        lock: threading.Lock,
+        box: queue.Queue[p.Event],
+        make: Callable[[int], p.Request],
+        answer: type[E],
+        params: GenParams,
+    ) -> E:
+        """Send a question to the worker and wait for its answer.
+
+        One question of a kind at a time: the worker answers only the newest
+        of the counts waiting, so two callers could otherwise share one
+        answer. The model is loaded if needed, but a model loaded at another
+        context size answers as well: tokens do not depend on it, and a
+        reload would end a run in progress.
+        """
+        with lock:
             if not (self._proc and self._proc.alive and self._loaded):
                 self.load(self.n_ctx_for(params), 1)
             proc = self._proc
             assert proc is not None
             req_id = next_id()
             try:
-                proc.send(p.Count(req_id, prompt))
+                proc.send(make(req_id))
             except WorkerDied as exc:
                 raise RunnerError(str(exc)) from None
             while True:
-                event = self._wait(self._counts, proc)
-                if isinstance(event, p.Counted) and event.id >= req_id:
+                event = self._wait(box, proc)
+                if isinstance(event, answer) and getattr(event, "id", -1) >= req_id:
                     return event
-                if isinstance(event, p.Error) and (event.id in (req_id, -1)):
+                if isinstance(event, p.Error) and event.id in (req_id, -1):
                     raise RunnerError(event.message)
+
+    def count(self, prompt: p.Prompt, params: GenParams) -> p.Counted:
+        return self._ask(
+            self._count_lock, self._counts, lambda i: p.Count(i, prompt), p.Counted, params
+        )
 
     def tokenize(self, prompt: p.Prompt, params: GenParams) -> p.Tokenized:
         """The prompt's tokens, from the worker's own tokenizer (chat template
         included in chat mode); loads the model if needed."""
-        self.load(self.n_ctx_for(params), 1)
-        proc = self._proc
-        assert proc is not None
-        with self._tokenize_lock:
-            req_id = next_id()
-            try:
-                proc.send(p.Tokenize(req_id, prompt))
-            except WorkerDied as exc:
-                raise RunnerError(str(exc)) from None
-            while True:
-                event = self._wait(self._tokenized, proc)
-                if isinstance(event, p.Tokenized) and event.id == req_id:
-                    return event
-                if isinstance(event, p.Error) and (event.id in (req_id, -1)):
-                    raise RunnerError(event.message)
+        return self._ask(
+            self._tokenize_lock,
+            self._tokenized,
+            lambda i: p.Tokenize(i, prompt),
+            p.Tokenized,
+            params,
+        )
 
     def generate(self, prompt: p.Prompt, params: GenParams, n_threads: int) -> Iterator[p.Event]:
         finished = False
