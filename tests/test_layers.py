@@ -17,6 +17,7 @@ ENGINE_MODULES = [
     "workbench.engine.store",
     "workbench.engine.recorder",
     "workbench.engine.export",
+    "workbench.engine.diff",
     "workbench.engine.hub",
     "workbench.engine.backends.remote",
     "workbench.cli_hub",

@@ -18,22 +18,12 @@ from typing import Any
 from rich.text import Text
 
 from workbench.engine.sanitize import clean
+from workbench.engine.tokens import visible_piece
 
 SEPARATOR = "│"
 STYLES = ("cyan", "magenta")
-_VISIBLE = {
-    " ": "·",
-    "\t": "→",
-    "\n": "↵",
-    **{chr(c): chr(0x2400 + c) for c in range(0x20) if chr(c) not in "\t\n"},
-    "\x7f": "␡",
-}
-_TABLE = str.maketrans(_VISIBLE)
-
-
-def visible(piece: str) -> str:
-    """A token's text with whitespace and controls made visible, safe to print."""
-    return clean(piece.translate(_TABLE), max_len=1 << 20)
+visible = visible_piece
+"""A token's text with whitespace and controls made visible, safe to print."""
 
 
 def chips(pieces: Sequence[str], ids: Sequence[int] | None = None) -> Text:

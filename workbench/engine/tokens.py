@@ -13,6 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from workbench.engine.sanitize import clean
+
 REFERENCE_LABEL = "OpenAI cl100k (reference)"
 
 
@@ -36,6 +38,24 @@ def reference_tokens(text: str) -> list[tuple[int, str]]:
     ids = enc.encode(text, disallowed_special=())
     pieces = pieces_from_bytes([enc.decode_single_token_bytes(i) for i in ids])
     return list(zip(ids, pieces, strict=True))
+
+
+_VISIBLE = {
+    " ": "·",
+    "\t": "→",
+    "\n": "↵",
+    **{chr(c): chr(0x2400 + c) for c in range(0x20) if chr(c) not in "\t\n"},
+    "\x7f": "␡",
+}
+_VISIBLE_TABLE = str.maketrans(_VISIBLE)
+
+
+def visible_piece(piece: str) -> str:
+    """A token's text as a token view shows it, safe to print: a space reads
+    ``·``, a tab ``→``, a line break ``↵``, other control characters their
+    Unicode control pictures (``␛`` for ESC), and ``sanitize.clean`` strips
+    anything else that could act on a terminal."""
+    return clean(piece.translate(_VISIBLE_TABLE), max_len=1 << 20)
 
 
 def byte_escape(byte: int) -> str:

@@ -9,6 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import Any, ClassVar
 
+from textual import work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import BindingType
 from textual.containers import HorizontalScroll
@@ -18,18 +19,26 @@ from textual.widget import Widget
 from textual.widgets import Footer, Input, TextArea
 from textual.worker import Worker, WorkerState
 
+from workbench.engine import protocol as p
 from workbench.engine.backends.base import Runner, RunnerError
+from workbench.engine.backends.remote import RemoteRunner
+from workbench.engine.backends.variant import VariantRunner
 from workbench.engine.catalog import Catalog, Entry, build_catalog
 from workbench.engine.compare import Comparison, Job
 from workbench.engine.config import Settings, load_settings
 from workbench.engine.params import GenParams, ParamError
 from workbench.engine.resources import physical_cores
+from workbench.engine.runners import make_runner
 from workbench.engine.sanitize import clean
 from workbench.tui import keys
+from workbench.tui.history import History
 from workbench.tui.runs import RunBridge
+from workbench.tui.screens.diff import DiffSide, diff_dialog
 from workbench.tui.screens.help import HelpScreen
 from workbench.tui.screens.picker import ModelPicker
+from workbench.tui.screens.pull import PullDialog
 from workbench.tui.screens.settings import SHARED, PanelChoice, SettingsResult, SettingsScreen
+from workbench.tui.seeing import Seeing
 from workbench.tui.widgets.panel import ModelPanel
 from workbench.tui.widgets.prompt import PromptArea
 
@@ -108,13 +117,15 @@ class WorkbenchApp(App[None]):
         self.cursor_blink = cursor_blink
         self._catalog = catalog
         self._catalog_lock = threading.Lock()
-        self._factory = runner_factory or self._local_runner
+        self._factory = runner_factory or self._make_runner
+        self.history = History(self)
         self._runners: list[Runner] = []
         self._comparison: Comparison | None = None
         self._run_worker: Worker[None] | None = None
         self._run_panels: list[ModelPanel] = []
         self._run_seq = 0
         self._last_panel: ModelPanel | None = None
+        self.seeing = Seeing(self)
 
     # -- layout -----------------------------------------------------------------
 
@@ -134,6 +145,7 @@ class WorkbenchApp(App[None]):
         )
         for warning in self.settings.warnings:
             self.notify(clean(warning, max_len=500), severity="warning", timeout=12)
+        self.history.open()
         for panel in self.panels:
             panel.set_params(self.params_for(panel))
             self._open(panel)
@@ -213,21 +225,42 @@ class WorkbenchApp(App[None]):
                 self._catalog = build_catalog(self.settings)
             return self._catalog
 
-    def _local_runner(self, ref: str) -> Runner:
-        from workbench.engine.backends.local import LocalRunner
+    def rescan_catalog(self) -> Catalog:
+        """Scan for models again (after a pull); call from a thread worker."""
+        catalog = build_catalog(self.settings)
+        with self._catalog_lock:
+            self._catalog = catalog
+        return catalog
 
-        entry = self.catalog().get(ref)
-        if entry.info is None:
+    def _make_runner(self, ref: str) -> Runner:
+        """A catalog id, a .gguf path, a server URL or a [servers.NAME] name."""
+        runner = make_runner(ref, self.settings, self.catalog())
+        entry = getattr(runner, "entry", None)
+        if isinstance(entry, Entry) and entry.info is None:
             raise RunnerError(f"cannot use {entry.path.name}: {entry.error}")
-        return LocalRunner(entry, self.settings.max_default_ctx)
+        return runner
 
     def _open(self, panel: ModelPanel) -> None:
         """Make the panel's runner in a thread (reading the catalog takes a moment)."""
-        factory, ref = self._factory, panel.ref
+        factory, ref, variant = self._factory, panel.ref, panel.variant
+
+        def connect(runner: RemoteRunner) -> None:
+            # Ask the server which model it serves and its context size, so
+            # the panel opens with them; a server that cannot be reached fails
+            # the panel with the reason.
+            try:
+                runner.connect()
+            except BaseException:
+                runner.close()
+                raise
 
         def open_runner() -> None:
             try:
                 runner = factory(ref)
+                if isinstance(runner, RemoteRunner):
+                    connect(runner)
+                if variant is not None:  # a sweep value or a template variant
+                    runner = VariantRunner(runner, variant.label, variant.prompt)
             except KeyError as exc:
                 message = str(exc.args[0]) if exc.args else f"no model {ref!r}"
             except Exception as exc:  # any failure belongs in the panel, not a traceback
@@ -247,6 +280,7 @@ class WorkbenchApp(App[None]):
             return
         self._runners.append(message.runner)
         panel.set_params(self.params_for(panel))
+        self.seeing.panel_opened(panel)
         panel.request_count(self.prompt_area.prompt)
 
     def _close_runners(self, runners: list[Runner]) -> Worker[None] | None:
@@ -271,8 +305,11 @@ class WorkbenchApp(App[None]):
 
     def on_prompt_area_prompt_edited(self, event: PromptArea.PromptEdited) -> None:
         # Debounced: a worker that waits, cancelled by the next keystroke.
-        self.run_worker(self._count_later(), name="debounce", group="debounce", exclusive=True)
+        self._count_later()
 
+    # As a @work method the coroutine is made when the worker starts, so a
+    # debounce cancelled before it started leaves none behind never awaited.
+    @work(name="debounce", group="debounce", exclusive=True)
     async def _count_later(self) -> None:
         await asyncio.sleep(COUNT_DELAY)
         self._count_now()
@@ -296,10 +333,13 @@ class WorkbenchApp(App[None]):
                         severity="warning")  # fmt: skip
             return
         prompt = self.prompt_area.prompt
-        if not prompt.text.strip():
+        candidates = self.panels
+        if not prompt.text.strip():  # template variants still run their own prompts
+            candidates = [panel for panel in candidates if panel.own_prompt is not None]
+        if not candidates:
             self.notify("Type a prompt first.", severity="warning")
             return
-        panels = [panel for panel in self.panels if panel.runner is not None]
+        panels = [panel for panel in candidates if panel.runner is not None]
         waiting = [panel for panel in self.panels if panel.state == "opening"]
         if waiting:
             names = ", ".join(str(panel.number) for panel in waiting)
@@ -316,20 +356,30 @@ class WorkbenchApp(App[None]):
             jobs.append(Job(panel.runner, panel.params))
         posts = [panel.post_message for panel in panels]
         bridge = RunBridge(run, posts)
+        recorder = self.history.recorder()
+
+        def on_event(i: int, event: p.Event) -> None:
+            recorder.on_event(i, event)  # the history first: it only buffers
+            bridge.on_event(i, event)
+
         comparison = Comparison(
             jobs,
             prompt,
             schedule="sequential" if self.settings.schedule == "sequential" else "parallel",
             total_threads=self.settings.threads or physical_cores(),
-            on_event=bridge.on_event,
+            on_event=on_event,
         )
         self._comparison = comparison
         self._run_panels = panels
 
+        shared = self.shared
+
         def run_all() -> None:
             try:
+                self.history.start(recorder, comparison, shared)  # reads the model files
                 comparison.run()
             finally:
+                self.history.finish(recorder, comparison.results)
                 bridge.close()
                 # After every event of this run, in each panel's own queue.
                 for post in posts:
@@ -378,7 +428,8 @@ class WorkbenchApp(App[None]):
         entries = await self._entries()
         if entries is None:
             return
-        self.push_dialog(ModelPicker(entries, title="Add a panel"), self._add_panel)
+        picker = ModelPicker(entries, title="Add a panel", servers=self.settings.servers)
+        self.push_dialog(picker, self._add_panel)
 
     def _add_panel(self, ref: str | None) -> None:
         if not ref:
@@ -401,7 +452,8 @@ class WorkbenchApp(App[None]):
         if entries is None:
             return
         title = f"Model for panel {panel.number}"
-        self.push_dialog(ModelPicker(entries, title=title), partial(self._change_model, panel))
+        picker = ModelPicker(entries, title=title, servers=self.settings.servers)
+        self.push_dialog(picker, partial(self._change_model, panel))
 
     def _change_model(self, panel: ModelPanel, ref: str | None) -> None:
         if not ref or not panel.is_attached:
@@ -490,6 +542,44 @@ class WorkbenchApp(App[None]):
         self.copy_to_clipboard(text)
         self.notify(f"Copied panel {panel.number}: {len(text):,} characters", timeout=3)
 
+    # -- history, diff, export, pull (history.py, screens/) ---------------------
+
+    def action_history(self) -> None:
+        self.history.show()
+
+    def action_export(self) -> None:
+        self.history.export_current()
+
+    def action_diff(self) -> None:
+        panels = self.panels
+        sides = [DiffSide(panel.number, panel.title, panel.output.text) for panel in panels]
+        current = self.current_panel
+        screen = diff_dialog(sides, panels.index(current) if current in panels else 0)
+        if isinstance(screen, str):
+            self.notify(screen, severity="warning")
+            return
+        self.push_dialog(screen, None)
+
+    def action_pull(self) -> None:
+        self.push_dialog(PullDialog(rescan=self.rescan_catalog), self._add_panel)
+
+    # -- seeing inside: tokens, probabilities, templates, sweeps (seeing.py) -------
+
+    def action_token_view(self) -> None:
+        self.seeing.token_view()
+
+    def action_shade(self) -> None:
+        self.seeing.toggle_shading()
+
+    def action_token_cursor(self) -> None:
+        self.seeing.token_cursor()
+
+    def action_templates(self) -> None:
+        self.seeing.templates()
+
+    def action_sweep(self) -> None:
+        self.seeing.sweep()
+
     def action_help(self) -> None:
         if isinstance(self.screen, HelpScreen):
             self.screen.dismiss(None)
@@ -504,6 +594,7 @@ class WorkbenchApp(App[None]):
         """Cancel runs and close every runner, so all worker processes end."""
         if self._comparison is not None:
             self._comparison.cancel()
+            await self.history.quit(self._comparison.results)
         runners = list(self._runners)
         for panel in self.panels:
             if panel.runner is not None and panel.runner not in runners:

@@ -52,6 +52,43 @@ KEYS: tuple[Key, ...] = (
         "Copy the focused panel's completion to the clipboard (works over SSH "
         "in terminals that allow OSC 52). In a text field Ctrl+Y is redo instead.",
         footer=False),
+    Key("f3", "history", "History", "History: past runs",
+        "Past runs, newest first: filter by text or model; Enter brings one back "
+        "(prompt, settings, panels and their text), F9 exports it.",
+        footer=False, priority=True),
+    Key("f8,ctrl+d", "diff", "Diff", "Diff two panels' completions",
+        "Compare two panels' completions word by word ([-removed-] {+added+}); "
+        "with more than two panels, choose which. In a text field Ctrl+D deletes "
+        "a character instead.", footer=False),
+    Key("f9,ctrl+e", "export", "Export", "Export the run as Markdown",
+        "Write the run the panels show to workbench-run-<id>.md in the current "
+        "folder. In a text field Ctrl+E goes to the end of the line instead.",
+        footer=False),
+    Key("f4", "pull", "Pull", "Pull a model from the Hugging Face Hub",
+        "Pull a GGUF model from the Hugging Face Hub: list a repository's files, "
+        "download one, open it in a new panel.", footer=False, priority=True),
+    Key("f6", "token_view", "Tokens", "Token view: the prompt as each model reads it",
+        "The prompt as each panel's model tokenizes it (chat template included in "
+        "chat mode), one model above the other, with the cl100k reference; i shows "
+        "token ids. In the editor F6 and F7 no longer select the line or all.",
+        footer=False, priority=True),
+    Key("f7", "shade", "Shade", "Shade tokens by probability",
+        "Shade each panel's completion by the probability of each token: underlined "
+        "below 50 %, also reversed below 10 %. Needs logprobs (1 to 10) in the settings.",
+        footer=False, priority=True),
+    Key("ctrl+l", "token_cursor", "Token", "Token cursor on the focused panel",
+        "Put a token cursor on the focused panel's completion (a run with logprobs): "
+        "Left / Right move it, and the panel shows the token's probability and the "
+        "likeliest alternatives; Esc leaves.", footer=False, priority=True),
+    Key("f10", "templates", "Templates", "Prompt templates and few-shot variants",
+        "Prompt templates: fill in the variables, choose zero-, one- or few-shot, then "
+        "put the prompt in the editor, run every variant on the focused panel's model, "
+        "or one variant on every panel; save the current prompt as a template.",
+        footer=False, priority=True),
+    Key("f12", "sweep", "Sweep", "Sweep one setting over several values",
+        "Sweep one setting (temperature, top_p, seed…) of the focused panel's model: "
+        "a panel per value, replacing the panels or added to them; Ctrl+R runs them.",
+        footer=False, priority=True),
     Key("f1,question_mark", "help", "Help", "Keys and help",
         "Show this help (F1 again closes it). ? works when no text field has focus.",
         priority=True),

@@ -32,6 +32,10 @@ class RunBridge:
     redraw for all panels). Any other event first flushes its panel's
     text, so text always arrives before the run's end. ``close`` stops the
     flusher after a final flush.
+
+    Token events that carry probabilities are kept with the text (from the
+    first such event of a panel on, every token event of that panel), so
+    the panel can place each one; a run without them keeps only the text.
     """
 
     def __init__(
@@ -47,6 +51,7 @@ class RunBridge:
         self._lock = threading.Lock()
         self._buffers = [""] * len(posts)
         self._counts = [0] * len(posts)
+        self._tokens: list[list[p.Token] | None] = [None] * len(posts)
         self._closed = threading.Event()
         self._flusher = threading.Thread(target=self._flush_loop, name="flush", daemon=True)
         self._flusher.start()
@@ -57,6 +62,11 @@ class RunBridge:
             with self._lock:
                 self._buffers[i] += event.text
                 self._counts[i] += 1
+                kept = self._tokens[i]
+                if kept is not None:
+                    kept.append(event)
+                elif event.logprob is not None or event.top is not None:
+                    self._tokens[i] = [event]
             return
         self.flush(i)
         message = self._message(event)
@@ -65,12 +75,15 @@ class RunBridge:
 
     def flush(self, i: int) -> None:
         with self._lock:
-            text, n = self._buffers[i], self._counts[i]
+            text, n, kept = self._buffers[i], self._counts[i], self._tokens[i]
             self._buffers[i], self._counts[i] = "", 0
+            if kept is not None:
+                self._tokens[i] = []
             # Posted under the lock (posting never blocks) so the flusher and
             # the comparison's thread cannot overtake each other.
             if n:
-                self._posts[i](ModelPanel.TokensArrived(self.run, text, n))
+                tokens = tuple(kept) if kept else None
+                self._posts[i](ModelPanel.TokensArrived(self.run, text, n, tokens))
 
     def _flush_loop(self) -> None:
         while not self._closed.wait(self._interval):

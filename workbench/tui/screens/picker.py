@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -14,6 +14,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Input, OptionList, Static
 from textual.widgets.option_list import Option
 
+from workbench.engine.backends.remote import SpecError, looks_like_url, parse_url
 from workbench.engine.catalog import Entry
 from workbench.engine.sanitize import clean
 
@@ -42,12 +43,35 @@ def matches(entry: Entry, words: Sequence[str]) -> bool:
     return all(w in haystack for w in words)
 
 
+def describe_server(name: str, table: Mapping[str, Any]) -> str:
+    """One line for a ``[servers.NAME]`` table: name, "server", its address and model."""
+    where = str(table.get("base_url", ""))
+    if model := table.get("model"):
+        where += f"#{model}"
+    return f"{_fit(name, ID_WIDTH)} {_fit('server', 9)} {clean(where, max_len=120)}"
+
+
+def _unique(options: list[Option]) -> list[Option]:
+    """The options without repeated ids (an OptionList refuses them); first wins."""
+    seen: set[str] = set()
+    out = []
+    for option in options:
+        if option.id is not None:
+            if option.id in seen:
+                continue
+            seen.add(option.id)
+        out.append(option)
+    return out
+
+
 class ModelPicker(ModalScreen[str | None]):
     """A list of the catalog's models; typing filters it.
 
-    Broken files are listed, disabled, with the reason. Typing a path to a
-    ``.gguf`` file offers that file. Dismisses with the model id (or path),
-    or None when cancelled.
+    Broken files are listed, disabled, with the reason; model servers from
+    the settings are listed by name. Typing a path to a ``.gguf`` file offers
+    that file, and typing a server URL (``http://HOST:PORT/v1[#MODEL]``)
+    offers that server. Dismisses with the model id, path, server name or
+    URL, or None when cancelled.
     """
 
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -58,9 +82,16 @@ class ModelPicker(ModalScreen[str | None]):
         Binding("pageup", "move(-8)", show=False),
     ]
 
-    def __init__(self, entries: Sequence[Entry], *, title: str = "Add a panel") -> None:
+    def __init__(
+        self,
+        entries: Sequence[Entry],
+        *,
+        title: str = "Add a panel",
+        servers: Mapping[str, Mapping[str, Any]] | None = None,
+    ) -> None:
         super().__init__()
         self.entries = list(entries)
+        self.servers = dict(servers or {})
         self.title_text = title
 
     def compose(self) -> ComposeResult:
@@ -93,11 +124,26 @@ class ModelPicker(ModalScreen[str | None]):
         options: list[Option] = []
         for entry in self.entries:
             if matches(entry, words):
-                options.append(Option(Text(describe_entry(entry)), id=entry.id,
+                # A server of the same name would take the id: offer the file.
+                ref = str(entry.path) if entry.id in self.servers else entry.id
+                options.append(Option(Text(describe_entry(entry)), id=ref,
                                       disabled=entry.info is None))  # fmt: skip
-        path = Path(query.strip()).expanduser()
-        if query.strip().endswith(".gguf") and path.is_file():
+        for name, table in self.servers.items():
+            line = describe_server(name, table)
+            if all(w in line.lower() for w in words):
+                options.append(Option(Text(line), id=name))
+        typed = query.strip()
+        path = Path(typed).expanduser()
+        if typed.endswith(".gguf") and path.is_file():
             options.insert(0, Option(Text(f"file: {clean(str(path))}"), id=str(path)))
+        elif looks_like_url(typed):
+            try:
+                parse_url(typed)
+            except SpecError as exc:
+                options.insert(0, Option(Text(clean(str(exc))), disabled=True))
+            else:
+                options.insert(0, Option(Text(f"server: {clean(typed)}"), id=typed))
+        options = _unique(options)
         olist = self.option_list
         olist.clear_options()
         if options:

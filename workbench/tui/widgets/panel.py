@@ -15,10 +15,12 @@ from textual.widgets import Static
 
 from workbench.engine import protocol as p
 from workbench.engine.backends.base import Runner, RunnerError
+from workbench.engine.backends.variant import VariantRunner
 from workbench.engine.params import GenParams
 from workbench.engine.sanitize import clean
+from workbench.tui.variants import Variant
 from workbench.tui.widgets.meter import TokenMeter
-from workbench.tui.widgets.output import CompletionView
+from workbench.tui.widgets.probabilities import TokenCompletionView, TokenInfo
 
 STOP_LABELS = {
     "eos": "end of text",
@@ -131,6 +133,8 @@ class ModelPanel(Vertical):
         run: int
         text: str
         n_tokens: int = 1
+        # The events themselves, only when the run has probabilities.
+        tokens: tuple[p.Token, ...] | None = None
 
     @dataclass
     class RunFinished(Message):
@@ -161,11 +165,12 @@ class ModelPanel(Vertical):
 
     _instances: ClassVar[int] = 0
 
-    def __init__(self, ref: str, *, number: int = 1) -> None:
+    def __init__(self, ref: str, *, number: int = 1, variant: Variant | None = None) -> None:
         ModelPanel._instances += 1
         self.key = f"panel-{ModelPanel._instances}"
         super().__init__(id=self.key)
         self.ref = ref
+        self.variant = variant
         self.number = number
         self.runner: Runner | None = None
         self.open_error: str | None = None
@@ -187,13 +192,15 @@ class ModelPanel(Vertical):
         self._meter = TokenMeter(classes="panel-meter")
         self._state_line = StateLine(classes="panel-state")
         self._status = Static("", classes="panel-status")
-        self._output = CompletionView(classes="panel-output")
+        self._token_info = TokenInfo(classes="panel-token-info")
+        self._output = TokenCompletionView(classes="panel-output", info=self._token_info)
 
     def compose(self) -> ComposeResult:
         yield self._header
         yield self._meter
         yield self._state_line
         yield self._status
+        yield self._token_info
         yield self._output
 
     def on_mount(self) -> None:
@@ -209,14 +216,23 @@ class ModelPanel(Vertical):
         return self._meter
 
     @property
-    def output(self) -> CompletionView:
+    def output(self) -> TokenCompletionView:
         return self._output
 
     @property
     def title(self) -> str:
-        if self.runner is not None:
-            return _line(self.runner.header.title)
-        return _line(self.ref)
+        runner = self.runner
+        if isinstance(runner, VariantRunner):
+            runner = runner.inner
+        model = runner.header.title if runner is not None else self.ref
+        if self.variant is not None:  # its label first: what tells variant panels apart
+            return _line(f"{self.variant.label} · {model}")
+        return _line(model)
+
+    @property
+    def own_prompt(self) -> p.Prompt | None:
+        """The prompt this panel runs instead of the editor's (a template variant)."""
+        return self.variant.prompt if self.variant is not None else None
 
     @property
     def running(self) -> bool:
@@ -284,6 +300,7 @@ class ModelPanel(Vertical):
         when the running one ends, and only the newest request's result is
         shown.
         """
+        prompt = self.own_prompt or prompt
         request = CountRequest(prompt, self.params)
         self._count_wanted = request
         if self.runner is None:
@@ -409,7 +426,7 @@ class ModelPanel(Vertical):
         if message.run != self.run_id:
             return
         self.n_generated += message.n_tokens
-        self._output.append(message.text)
+        self._output.append(message.text, tokens=message.tokens)
         if self.state in ("loading", "reading prompt"):
             self.state = "generating"
         else:

@@ -1,0 +1,105 @@
+"""Panels that run a variant of a model: a sweep value, or a few-shot prompt.
+
+Each such panel runs its own runner of the model (runners run one
+generation at a time), wrapped in a ``VariantRunner`` for its label and, for
+a template variant, its own prompt. Nothing here touches a widget.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from workbench.engine.params import GenParams, ParamError
+from workbench.engine.protocol import Prompt
+from workbench.engine.sweep import label, parse_sweep, sweep
+
+REPLACE, ADD = "replace", "add"
+PLACEMENTS: list[tuple[str, str]] = [
+    ("replace the current panels", REPLACE),
+    ("add to the current panels", ADD),
+]
+"""Where new variant panels go, as the dialogs offer it."""
+
+SWEEP_SETTINGS: tuple[str, ...] = (
+    "temperature",
+    "top_p",
+    "top_k",
+    "min_p",
+    "seed",
+    "max_tokens",
+    "repeat_penalty",
+)
+"""The settings the sweep dialog offers, most used first."""
+
+SWEEP_EXAMPLES: dict[str, str] = {
+    "temperature": "0, 0.7, 1.2",
+    "top_p": "0.5, 0.9, 1",
+    "top_k": "1, 40, 200",
+    "min_p": "0, 0.05, 0.2",
+    "seed": "1, 2, 3",
+    "max_tokens": "16, 64, 256",
+    "repeat_penalty": "1, 1.1, 1.3",
+}
+
+
+@dataclass(frozen=True)
+class Variant:
+    """What makes a panel a variant: its label (shown after the model's
+    title) and, when not None, the prompt it runs instead of the editor's."""
+
+    label: str
+    prompt: Prompt | None = None
+
+
+@dataclass(frozen=True)
+class PanelSpec:
+    """One panel to create: a model, its variant, and its setting overrides."""
+
+    ref: str
+    variant: Variant
+    overrides: Mapping[str, Any] = field(default_factory=dict)
+
+
+def joined(*labels: str) -> str:
+    """Labels of nested variants, such as ``one-shot · temperature=0.7``."""
+    return " · ".join(part for part in labels if part)
+
+
+def sweep_specs(
+    ref: str,
+    params: GenParams,
+    overrides: Mapping[str, Any],
+    setting: str,
+    values: str,
+    *,
+    base: Variant | None = None,
+) -> list[PanelSpec]:
+    """One panel per value of ``setting`` (typed as ``"0, 0.7, 1.2"``) for the
+    model ``ref`` whose panel has ``overrides`` and effective ``params``.
+    ParamError says what is wrong with the values. A panel that already is a
+    variant keeps its prompt and label, followed by the value."""
+    if not values.strip():
+        raise ParamError(f"type the values of {setting}, such as {SWEEP_EXAMPLES.get(setting)}")
+    spec = f"{setting}={values}"
+    sweep(params, spec)  # checks every value against the setting's range
+    name, parsed = parse_sweep(spec)
+    return [
+        PanelSpec(
+            ref,
+            Variant(
+                joined(base.label if base else "", label(name, value)),
+                base.prompt if base else None,
+            ),
+            {**overrides, name: value},
+        )
+        for value in parsed
+    ]
+
+
+def template_specs(
+    ref: str, overrides: Mapping[str, Any], prompts: Sequence[tuple[str, Prompt]]
+) -> list[PanelSpec]:
+    """One panel per (label, prompt) on the model ``ref``, with its overrides."""
+    return [PanelSpec(ref, Variant(name, prompt), dict(overrides)) for name, prompt in prompts]
