@@ -1,0 +1,199 @@
+"""Build native ``llama-bench`` from the llama.cpp that llama-cpp-python vendors.
+
+``python -m benchmarks.native build`` downloads the llama-cpp-python source
+distribution of the installed version from PyPI (through pip), unpacks its
+``vendor/llama.cpp`` folder and builds only the ``llama-bench`` target, with
+the same ggml CPU options llama-cpp-python's own build uses: its
+CMakeLists.txt sets shared libraries and leaves every ggml option at
+llama.cpp's default (``GGML_NATIVE`` on unless ``SOURCE_DATE_EPOCH`` is set,
+OpenMP on, llamafile kernels on), and scikit-build-core builds Release.
+``CMAKE_ARGS`` from the environment is passed on, as scikit-build-core does.
+
+Everything lands in ``benchmarks/native/`` (git-ignored). ``status`` and
+``path`` report what is there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import tarfile
+import time
+from importlib import metadata
+from pathlib import Path
+
+NATIVE_DIR = Path(__file__).resolve().parent / "native"
+SDIST_DIR = NATIVE_DIR / "sdist"
+SRC_DIR = NATIVE_DIR / "src"
+BUILD_DIR = NATIVE_DIR / "build"
+STAMP = NATIVE_DIR / "build.json"
+
+PACKAGE = "llama-cpp-python"
+
+# The options llama-cpp-python's CMakeLists.txt forces for its own build,
+# plus what this build needs: Release, no curl, no tests/examples/server.
+CMAKE_OPTIONS = [
+    "-DCMAKE_BUILD_TYPE=Release",
+    "-DBUILD_SHARED_LIBS=ON",
+    "-DLLAMA_BUILD_COMMON=ON",
+    "-DLLAMA_CURL=OFF",
+    "-DLLAMA_BUILD_TOOLS=ON",
+    "-DLLAMA_BUILD_TESTS=OFF",
+    "-DLLAMA_BUILD_EXAMPLES=OFF",
+    "-DLLAMA_BUILD_SERVER=OFF",
+]
+
+
+def installed_version() -> str:
+    return metadata.version(PACKAGE)
+
+
+def bench_binary() -> Path:
+    return BUILD_DIR / "bin" / "llama-bench"
+
+
+def find_llama_bench() -> Path | None:
+    """The built llama-bench, if it exists and matches the installed bindings."""
+    binary = bench_binary()
+    if not binary.is_file() or not os.access(binary, os.X_OK):
+        return None
+    info = build_info()
+    if info is not None and info.get("version") != installed_version():
+        return None
+    return binary
+
+
+def build_info() -> dict[str, object] | None:
+    try:
+        data = json.loads(STAMP.read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _sdist(version: str) -> Path:
+    SDIST_DIR.mkdir(parents=True, exist_ok=True)
+    name = f"llama_cpp_python-{version}.tar.gz"
+    target = SDIST_DIR / name
+    if target.is_file():
+        return target
+    print(f"Downloading the {PACKAGE} {version} source distribution...", flush=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--no-binary",
+            ":all:",
+            "--progress-bar",
+            "off",
+            "-d",
+            str(SDIST_DIR),
+            f"{PACKAGE}=={version}",
+        ],
+        check=True,
+    )
+    if not target.is_file():
+        raise SystemExit(f"pip did not produce {target}")
+    return target
+
+
+def _extract_vendor(sdist: Path, version: str) -> Path:
+    """Unpack only ``vendor/llama.cpp`` of the sdist; returns its folder."""
+    root = f"llama_cpp_python-{version}"
+    dest = SRC_DIR / root
+    llama_dir = dest / "vendor" / "llama.cpp"
+    if (llama_dir / "CMakeLists.txt").is_file():
+        return llama_dir
+    prefix = f"{root}/vendor/llama.cpp/"
+    SRC_DIR.mkdir(parents=True, exist_ok=True)
+    print(f"Unpacking vendor/llama.cpp from {sdist.name}...", flush=True)
+    with tarfile.open(sdist) as tar:
+        members = [m for m in tar.getmembers() if m.name.startswith(prefix)]
+        tar.extractall(SRC_DIR, members=members, filter="data")
+    if not (llama_dir / "CMakeLists.txt").is_file():
+        raise SystemExit(f"{sdist.name} has no vendor/llama.cpp")
+    return llama_dir
+
+
+def cmake_options() -> list[str]:
+    extra = shlex.split(os.environ.get("CMAKE_ARGS", ""))
+    return [*CMAKE_OPTIONS, *extra]
+
+
+def build(jobs: int = 2) -> Path:
+    for tool in ("cmake",):
+        if shutil.which(tool) is None:
+            raise SystemExit(f"{tool} is needed to build llama-bench")
+    version = installed_version()
+    existing = find_llama_bench()
+    if existing is not None:
+        print(f"llama-bench for {PACKAGE} {version} is already built: {existing}")
+        return existing
+    llama_dir = _extract_vendor(_sdist(version), version)
+    options = cmake_options()
+    generator = ["-G", "Ninja"] if shutil.which("ninja") else []
+    started = time.monotonic()
+    print("Configuring: cmake " + " ".join(options), flush=True)
+    subprocess.run(
+        ["cmake", "-S", str(llama_dir), "-B", str(BUILD_DIR), *generator, *options],
+        check=True,
+    )
+    print(f"Building llama-bench with -j{jobs} (several minutes on 2 cores)...", flush=True)
+    subprocess.run(
+        ["cmake", "--build", str(BUILD_DIR), "--target", "llama-bench", f"-j{jobs}"],
+        check=True,
+    )
+    binary = bench_binary()
+    if not binary.is_file():
+        raise SystemExit(f"the build did not produce {binary}")
+    STAMP.write_text(
+        json.dumps(
+            {
+                "version": version,
+                "cmake_options": options,
+                "built": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                "build_seconds": round(time.monotonic() - started, 1),
+            },
+            indent=2,
+        )
+    )
+    print(f"Built {binary} in {time.monotonic() - started:.0f} s")
+    return binary
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.native", description=__doc__.splitlines()[0]
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    p_build = sub.add_parser("build", help="download the sdist and build llama-bench")
+    p_build.add_argument("-j", "--jobs", type=int, default=2)
+    sub.add_parser("status", help="say whether llama-bench is built")
+    sub.add_parser("path", help="print the llama-bench path (exit 1 if missing)")
+    args = parser.parse_args(argv)
+    if args.command == "build":
+        build(args.jobs)
+        return 0
+    binary = find_llama_bench()
+    if args.command == "path":
+        if binary is None:
+            return 1
+        print(binary)
+        return 0
+    if binary is None:
+        print("llama-bench is not built; run `make bench-native`")
+        return 1
+    print(f"{binary}\n{json.dumps(build_info(), indent=2)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
