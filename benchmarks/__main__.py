@@ -22,7 +22,7 @@ from benchmarks.common import ROOT, default_models, machine, rounded
 from benchmarks.llamabench import LlamaBench
 from benchmarks.session import Figure, Row, Session
 
-ALL = tuple(range(1, 11))
+ALL = tuple(range(1, 12))
 TITLES = {
     1: "Decode throughput (tg128) vs native",
     2: "Prompt throughput (pp512) vs native",
@@ -43,7 +43,7 @@ def parse_only(text: str | None) -> list[int]:
     picked = sorted({int(x) for x in text.replace(" ", "").split(",") if x})
     bad = [n for n in picked if n not in ALL]
     if bad:
-        raise SystemExit(f"no figure {bad[0]}: figures are 1-10")
+        raise SystemExit(f"no figure {bad[0]}: figures are 1-11")
     return picked
 
 
@@ -136,6 +136,7 @@ def run_figures(numbers: list[int], session: Session) -> list[Figure]:
         ({4}, lambda: [schedule.schedules(session)]),
         ({10}, lambda: [throughput.rerun(session)]),
         ({3}, lambda: [throughput.growth(session)]),
+        ({11}, lambda: [throughput.logprobs_cost(session)]),
         ({9}, lambda: [misc.memory(session)]),
         ({5}, lambda: [tui_figure(5, session, problem)]),
         ({6}, lambda: [tui_figure(6, session, problem)]),
@@ -166,7 +167,10 @@ def table(figures: list[Figure]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="fewer repetitions")
-    parser.add_argument("--only", metavar="N,M", help="run only these figures (1-10)")
+    parser.add_argument("--only", metavar="N,M", help="run only these figures (1-11)")
+    parser.add_argument(
+        "--rounds", type=int, help="interleaved rounds for figures 1, 2 and 4 (default 5)"
+    )
     parser.add_argument(
         "--output", type=Path, default=ROOT / "benchmarks" / "results.json", help="JSON file"
     )
@@ -189,6 +193,7 @@ def main(argv: list[str] | None = None) -> int:
     session = Session(
         models,
         quick=args.quick,
+        rounds=args.rounds,
         native=LlamaBench(binary) if binary else None,
         native_problem=problem,
     )

@@ -5,7 +5,7 @@ This is the yardstick the product's worker is measured against, so it is
 used as an application would use it: one ``Llama`` object, greedy
 (``temp=0``), ``repeat_penalty=1``, ``reset=True`` on every call (which in
 this version still reuses a matching cached prefix), ``n_batch`` and
-``n_ubatch`` 512 like the worker. Commands arrive as JSON lines on stdin;
+``n_ubatch`` 512 and flash attention on, like the worker. Commands arrive as JSON lines on stdin;
 answers go back the same way on a private copy of stdout (fd 1 itself
 points at stderr, so nothing llama.cpp prints can corrupt them).
 
@@ -41,6 +41,10 @@ def main() -> int:
         n_ubatch=512,
         n_threads=1,
         n_threads_batch=1,
+        # The worker and llama-bench leave flash attention on "auto", which
+        # is "on" for the CPU; Llama() would turn it off. Same kernels, so
+        # that only the loops differ.
+        flash_attn=True,
         verbose=False,
     )
     load_s = time.perf_counter() - t0

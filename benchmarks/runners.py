@@ -80,13 +80,21 @@ class Ours:
     def count(self, text: str, mode: p.Mode = "raw") -> int:
         return self.runner.count(p.Prompt(text, mode=mode), greedy(1)).n_tokens
 
-    def generate(self, text: str, max_tokens: int, threads: int, mode: p.Mode = "raw") -> Run:
+    def generate(
+        self,
+        text: str,
+        max_tokens: int,
+        threads: int,
+        mode: p.Mode = "raw",
+        params: GenParams | None = None,
+    ) -> Run:
         run = Run()
         clock = time.perf_counter
         stamps = run.stamps
         parts = []
         run.start = start = clock()
-        for event in self.runner.generate(p.Prompt(text, mode=mode), greedy(max_tokens), threads):
+        params = params or greedy(max_tokens)
+        for event in self.runner.generate(p.Prompt(text, mode=mode), params, threads):
             now = clock()
             if isinstance(event, p.Token):
                 stamps.append(now - start)

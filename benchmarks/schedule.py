@@ -18,7 +18,7 @@ TOLERANCE = 0.03
 
 
 def schedules(session: Session) -> Figure:
-    reps = session.reps(5, 2)
+    reps = session.rounds or session.reps(5, 2)
     fig = Figure(4, f"Default pair, {MAX_TOKENS} tokens each: parallel vs sequential vs bare")
     params = greedy(MAX_TOKENS)
     ours = [session.ours(m) for m in session.models]

@@ -46,11 +46,13 @@ class Session:
         models: list[BenchModel],
         *,
         quick: bool,
+        rounds: int | None = None,
         native: LlamaBench | None,
         native_problem: str | None = None,
     ) -> None:
         self.models = models
         self.quick = quick
+        self.rounds = rounds  # overrides the interleaved rounds of figures 1, 2 and 4
         self.native = native
         self.native_problem = native_problem
         self.quiet = Quiet(timeout=10.0 if quick else 30.0)
