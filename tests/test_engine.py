@@ -212,6 +212,20 @@ def test_counts_use_each_models_own_tokenizer(smol: LocalRunner, gemma: LocalRun
     assert smol.count(p.Prompt(text, mode="chat"), GREEDY).n_tokens > a + 5
 
 
+def test_workers_yield_the_cpu_to_the_app(smol: LocalRunner) -> None:
+    """Decoding fills every core: a worker runs at a lower priority than the
+    process that started it, so the app gets a core the moment a key
+    arrives. The app itself keeps its own priority."""
+    from workbench.engine.worker_main import WORKER_NICE
+
+    app_nice = os.getpriority(os.PRIO_PROCESS, 0)
+    smol.load(256, 1)
+    assert smol.worker_pid is not None
+    worker_nice = psutil.Process(smol.worker_pid).nice()
+    assert worker_nice == min(19, app_nice + WORKER_NICE) > app_nice
+    assert os.getpriority(os.PRIO_PROCESS, 0) == app_nice
+
+
 def test_workers_exit_when_the_app_is_killed(default_model_paths: dict[str, Path]) -> None:
     script = (
         "import sys\n"
