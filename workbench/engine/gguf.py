@@ -57,8 +57,25 @@ _MAX_CHUNK = 1 << 20
 # of a given short length (one length byte, seven zero bytes, then exactly that
 # many bytes), and the pattern takes a whole block of such strings. The zero
 # bytes are matched, so a block only succeeds where the prefixes really say so.
+# The repeat is possessive (no backtracking state is kept per string), and the
+# alternatives come in the order of how common each length is in real
+# vocabularies (counted in the SmolLM2 and Gemma 3 ones, byte-level BPE and
+# SentencePiece), since the engine tries them in turn. Against plain order
+# 1, 2, 3, ... without the possessive repeat, a whole read_gguf took 11% (Gemma)
+# and 14% (SmolLM2) fewer instructions under callgrind; the regex engine still
+# spends about 400 instructions on each string.
 _STRING_BLOCK = 128
-_BLOCK_MAX_LEN = 64
+_BLOCK_LENGTHS = (
+    6, 9, 7, 8, 4, 5, 3, 10, 12, 11, 13, 15, 2, 14, 18, 21, 16, 17, 24, 27, 19, 30,
+    1, 33, 23, 36, 25, 39, 20, 42, 22, 26, 29, 48, 34, 32, 50, 28, 31, 45, 38, 40,
+    46, 44, 58, 41, 56, 52, 54, 62, 60, 47, 35, 37, 43, 49, 51, 53, 55, 57, 59, 61,
+    63, 0,
+)  # fmt: skip
+# How much of the file to keep buffered ahead while skipping strings: more
+# than a big block of the longest strings it takes, so a block never fails
+# only because the window ends. Below it the window grows by a whole read
+# chunk, so refills stay rare however often a block fails.
+_SKIP_AHEAD = 128 << 10
 
 # Metadata value types.
 T_UINT8, T_INT8, T_UINT16, T_INT16, T_UINT32, T_INT32 = 0, 1, 2, 3, 4, 5
@@ -236,13 +253,12 @@ def _quote(name: str, limit: int = 60) -> str:
 
 @functools.cache
 def _string_block_pattern() -> re.Pattern[bytes]:
-    # Compiled on first use: it costs a millisecond or two, and only readers of
+    # Compiled on first use: it costs a few milliseconds, and only readers of
     # files with large string arrays need it.
-    lengths = [*range(1, _BLOCK_MAX_LEN), 0]  # most strings are short and non-empty
     one = b"|".join(
-        re.escape(bytes([n])) + b"\\x00" * 7 + (b".{%d}" % n if n else b"") for n in lengths
+        re.escape(bytes([n])) + b"\\x00" * 7 + (b".{%d}" % n if n else b"") for n in _BLOCK_LENGTHS
     )
-    return re.compile(b"(?:%s){%d}" % (one, _STRING_BLOCK), re.DOTALL)
+    return re.compile(b"(?:%s){%d}+" % (one, _STRING_BLOCK), re.DOTALL)
 
 
 class _Truncated(Exception):
@@ -335,7 +351,8 @@ class _Reader:
         block = _string_block_pattern().match
         unpack = _U64.unpack_from
         while count:
-            self._need(8)
+            # At least one prefix: a file that ends here is truncated.
+            self._need(max(8, min(self.remaining, _SKIP_AHEAD)))
             buf = self._buf
             pos = self._pos
             last = len(buf) - 8
@@ -343,9 +360,9 @@ class _Reader:
                 pos = m.end()
                 count -= _STRING_BLOCK
             # What the block pattern cannot take (a long string, the tail of the
-            # array, the end of the window) is stepped one prefix at a time.
-            # Every pass of the outer loop consumes at least one string, so it
-            # runs at most ``count`` times.
+            # array) is stepped one prefix at a time. Every pass of the outer
+            # loop consumes at least one string, so it runs at most ``count``
+            # times.
             steps = min(count, _STRING_BLOCK)
             while steps and pos <= last:
                 pos += 8 + unpack(buf, pos)[0]
