@@ -82,6 +82,37 @@ async def test_completion_view_wraps_appends_and_follows_the_end():
         assert view.text == "" and view.lines == [""]
 
 
+async def test_completion_view_draws_what_it_holds_as_text_streams():
+    """Drawn lines are kept for reuse; a line that grows, a rewrapped
+    paragraph, a clear and a new width must each be drawn anew."""
+    view = CompletionView()
+
+    def drawn() -> list[str]:
+        top = view.scroll_offset.y
+        return [view.render_line(y).text.rstrip() for y in range(min(5, len(view.lines) - top))]
+
+    def expected() -> list[str]:
+        top = view.scroll_offset.y
+        return [line.rstrip() for line in view.lines[top : top + 5]]
+
+    async with Host(view).run_test(size=(20, 5)) as pilot:
+        await pilot.pause()
+        for piece in ("alpha beta", " gamma", " delta epsilon", "\nzeta", " eta theta iota"):
+            view.append(piece)
+            await pilot.pause()
+            assert drawn() == expected()
+        assert "zeta eta theta" in " ".join(drawn())
+        await pilot.resize_terminal(14, 5)
+        await pilot.pause()
+        assert drawn() == expected()
+        view.clear()
+        await pilot.pause()
+        assert drawn() == [""]
+        view.append("kappa")
+        await pilot.pause()
+        assert drawn() == ["kappa"]
+
+
 async def test_completion_view_strips_escape_sequences():
     view = CompletionView()
     async with Host(view).run_test(size=(30, 5)):

@@ -359,7 +359,7 @@ class TokenCompletionView(CompletionView):
         line = self._lines[index]
         start = self._line_offsets()[index]
         end = start + len(line)
-        base = self.rich_style
+        base, width = self.line_style()
         segments: list[Segment] = []
         position = start
         k = max(0, bisect_right(self._span_starts, start) - 1)
@@ -375,4 +375,4 @@ class TokenCompletionView(CompletionView):
             k += 1
         if position < end:
             segments.append(Segment(line[position - start :], base))
-        return Strip(segments).crop_extend(0, self._width(), base)
+        return Strip(segments).crop_extend(0, width, base)
