@@ -12,6 +12,7 @@ from typing import Any
 from workbench.engine import bundled, paths
 from workbench.engine.config import Settings
 from workbench.engine.gguf import GGUFError
+from workbench.engine.infocache import InfoCache
 from workbench.engine.modelinfo import ModelInfo, describe
 from workbench.engine.sanitize import clean
 
@@ -102,16 +103,26 @@ class Catalog:
         raise KeyError(f"no model {clean(ref)!r}; known ids: {known}")
 
 
-def make_entry(entry_id: str, path: Path, source: str, note: str = "", title: str = "") -> Entry:
+def make_entry(
+    entry_id: str,
+    path: Path,
+    source: str,
+    note: str = "",
+    title: str = "",
+    cache: InfoCache | None = None,
+) -> Entry:
     try:
-        return Entry(entry_id, path, source, info=describe(path), note=note, title=title)
+        info = cache.describe(path) if cache else describe(path)
+        return Entry(entry_id, path, source, info=info, note=note, title=title)
     except GGUFError as exc:
         return Entry(entry_id, path, source, error=str(exc), note=note, title=title)
 
 
 def build_catalog(settings: Settings | None = None) -> Catalog:
-    """Scan every place models live. Reads GGUF headers only (milliseconds)."""
+    """Scan every place models live. Reads only the GGUF headers of files
+    that are new or changed since the last scan (see ``infocache``)."""
     settings = settings or Settings()
+    cache = InfoCache.load()
     entries: list[Entry] = []
     seen: set[Path] = set()
     taken: set[str] = set()
@@ -125,7 +136,7 @@ def build_catalog(settings: Settings | None = None) -> Catalog:
         while entry_id in taken:
             entry_id, n = f"{base}-{n}", n + 1
         taken.add(entry_id)
-        entries.append(make_entry(entry_id, path, source, note, title))
+        entries.append(make_entry(entry_id, path, source, note, title, cache))
 
     folder = paths.bundled_models_dir()
     missing = []
@@ -145,6 +156,7 @@ def build_catalog(settings: Settings | None = None) -> Catalog:
     if settings.scan_hf_cache:
         for repo, path in _hf_cache_ggufs():
             add(slug(path.name), path, f"hf:{repo}")
+    cache.save()
     return Catalog(entries, missing)
 
 
