@@ -25,16 +25,29 @@ def _workbench() -> list[str]:
 # -- figure 7 -------------------------------------------------------------------
 
 
+# Python writes compiled bytecode next to the sources unless told not to; a
+# user's install runs from it after the first start. Some environments set
+# PYTHONDONTWRITEBYTECODE, which would make every start compile the package
+# again (about 350 ms here), so start-up is measured without it.
+NO_BYTECODE = "PYTHONDONTWRITEBYTECODE"
+
+
+def _user_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if k != NO_BYTECODE}
+
+
 def startup(session: Session, tui_ready: str | None) -> Figure:
     fig = Figure(7, "Start-up")
     reps = session.reps(10, 5)
     cmd = [*_workbench(), "models"]
-    subprocess.run(cmd, capture_output=True, check=False)  # warm the page cache
+    env = _user_env()
+    # Warms the page cache and writes the bytecode, as a first start does.
+    subprocess.run(cmd, capture_output=True, check=False, env=env)
     times = []
     for _ in range(reps):
         session.quiet.wait()
         start = time.perf_counter()
-        proc = subprocess.run(cmd, capture_output=True, check=False)
+        proc = subprocess.run(cmd, capture_output=True, check=False, env=env)
         times.append(time.perf_counter() - start)
         if proc.returncode != 0:
             fig.notes.append(f"`workbench models` exited {proc.returncode}")
@@ -62,7 +75,7 @@ def startup(session: Session, tui_ready: str | None) -> Figure:
         return fig
     med = median(paints)
     fig.data["workbench_first_paint_s"] = {"median": med, "samples": paints}
-    fig.rows.append(Row("`workbench` first paint", f"{med * 1000:.0f} ms", "info", None))
+    fig.rows.append(Row("`workbench` first paint", f"{med * 1000:.0f} ms", "< 1000 ms", med < 1.0))
     fig.notes.append("first paint: `workbench` in a detached 100x30 tmux pane, until its "
                      "frame is on screen (polled every 5 ms)")  # fmt: skip
     return fig
@@ -72,8 +85,8 @@ def first_paint_tmux(timeout: float = 15.0) -> tuple[float | None, str]:
     """Seconds from launching ``workbench`` in tmux to its screen showing up
     (None if it never did), and the last screen seen."""
     name = f"wb-bench-{uuid.uuid4().hex[:8]}"
-    cmd = " ".join(_workbench())
-    env = {**os.environ, "TERM": "xterm-256color"}
+    cmd = " ".join(["env", "-u", NO_BYTECODE, *_workbench()])
+    env = {**_user_env(), "TERM": "xterm-256color"}
     start = time.perf_counter()
     subprocess.run(
         ["tmux", "new-session", "-d", "-s", name, "-x", "100", "-y", "30", cmd],
