@@ -3,6 +3,7 @@ finished run's threads handed to the runs still going."""
 
 from __future__ import annotations
 
+import collections
 import threading
 from collections.abc import Iterator
 
@@ -42,6 +43,10 @@ class SteppedRunner(Runner):
         self.go = threading.Semaphore(0)
         self.threads_seen: list[int] = []
         self.started = threading.Event()
+        # One event per thread count this runner was told to switch to.
+        self.told: collections.defaultdict[int, threading.Event] = collections.defaultdict(
+            threading.Event
+        )
         self._cancel = threading.Event()
 
     def n_ctx_for(self, params: GenParams) -> int:
@@ -68,6 +73,7 @@ class SteppedRunner(Runner):
     def set_threads(self, n_threads: int) -> None:
         self.threads_seen.append(n_threads)
         self.ledger.set(self.id, n_threads)
+        self.told[n_threads].set()
 
     def cancel(self) -> None:
         self._cancel.set()
@@ -94,6 +100,8 @@ def test_parallel_hands_a_finished_runs_threads_to_the_other() -> None:
     thread.start()
     assert short.started.wait(10) and long.started.wait(10)
     short.go.release()  # a finishes
+    # b is handed a's core before it goes on (else b could finish first).
+    assert long.told[2].wait(10)
     for _ in range(3):
         long.go.release()
     thread.join(10)
@@ -104,6 +112,64 @@ def test_parallel_hands_a_finished_runs_threads_to_the_other() -> None:
     assert 1 in long.threads_seen
     assert ledger.peak <= 2
     assert [r.text for r in comparison.results] == ["a0 ", "b0 b1 b2 "]
+
+
+class LateStarter(SteppedRunner):
+    """Begins its run only when the test says so, after it was given its
+    share: a share that changes in between reaches it first."""
+
+    def __init__(self, name: str, steps: int, ledger: Ledger) -> None:
+        super().__init__(name, steps, ledger)
+        self.acquired = threading.Event()
+        self.begin = threading.Event()
+        self.told_after_begin = threading.Event()
+
+    def set_threads(self, n_threads: int) -> None:
+        super().set_threads(n_threads)
+        if self.begin.is_set():
+            self.told_after_begin.set()
+
+    def generate(self, prompt: p.Prompt, params: GenParams, n_threads: int) -> Iterator[p.Event]:
+        self.acquired.set()
+        assert self.begin.wait(10)
+        yield from super().generate(prompt, params, n_threads)
+
+
+class SecondComer(SteppedRunner):
+    """Asks for its slot only once ``first`` holds one."""
+
+    def __init__(self, name: str, steps: int, ledger: Ledger, first: LateStarter) -> None:
+        super().__init__(name, steps, ledger)
+        self.first = first
+
+    def count(self, prompt: p.Prompt, params: GenParams) -> p.Counted:
+        assert self.first.acquired.wait(10)
+        return super().count(prompt, params)
+
+
+@pytest.mark.timeout(30)
+def test_a_share_changed_before_the_run_starts_is_sent_again() -> None:
+    ledger = Ledger()
+    late = LateStarter("a", 2, ledger)
+    other = SecondComer("b", 2, ledger, late)
+    comparison = Comparison([Job(late, GenParams()), Job(other, GenParams())], p.Prompt("x"),
+                            schedule="parallel", total_threads=2)  # fmt: skip
+    thread = threading.Thread(target=comparison.run)
+    thread.start()
+    # a was given both cores; b's arrival told it 1 before a's run began.
+    assert other.started.wait(10)
+    assert late.threads_seen == [1]
+    late.begin.set()
+    late.go.release()  # a's first token; b holds its core meanwhile
+    assert late.told_after_begin.wait(10)
+    # The run began with its stale share, and was given the current one at once.
+    assert late.threads_seen == [1, 2, 1]
+    late.go.release()
+    for _ in range(2):
+        other.go.release()
+    thread.join(10)
+    assert not thread.is_alive()
+    assert [r.text for r in comparison.results] == ["a0 a1 ", "b0 b1 "]
 
 
 @pytest.mark.timeout(30)

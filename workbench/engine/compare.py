@@ -191,9 +191,23 @@ class Comparison:
         if n_threads is None:
             self._emit(i, p.Done(-1, "cancelled"))
             return
+        # A rebalance between _acquire and the run's start told the runner a
+        # share before the run carried its own, older one: once the run has
+        # begun (its first event) and once the model has its request (its
+        # PromptStarted), a share that changed meanwhile is sent again.
+        began = prompted = not local
         try:
             for event in job.runner.generate(self.prompt, job.params, n_threads):
+                if not prompted and (not began or isinstance(event, p.PromptStarted)):
+                    began, prompted = True, isinstance(event, p.PromptStarted)
+                    self._resync(i, n_threads)
                 self._emit(i, event)
         finally:
             if local:
                 self._release(i)
+
+    def _resync(self, i: int, sent: int) -> None:
+        with self._cond:
+            current = self._running.get(i)
+            if current and current != sent:
+                self.jobs[i].runner.set_threads(current)
