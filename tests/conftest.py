@@ -3,6 +3,7 @@ directory, and the Hugging Face cache pointed away from the real one."""
 
 from __future__ import annotations
 
+import gc
 import os
 import tempfile
 from collections.abc import Iterator
@@ -18,6 +19,14 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ.pop("WORKBENCH_MODELS_DIR", None)
 
 from workbench.engine import bundled, paths  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def collectable_again() -> Iterator[None]:
+    """An app freezes what it made at start (gc.freeze) for the rest of the
+    process; tests run many apps in one process, so each test thaws them."""
+    yield
+    gc.unfreeze()
 
 
 @pytest.fixture(autouse=True)

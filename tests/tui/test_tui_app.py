@@ -3,6 +3,7 @@ panels, settings, help and the command palette."""
 
 from __future__ import annotations
 
+import gc
 import io
 from typing import Any
 
@@ -46,6 +47,21 @@ async def test_typing_updates_both_meters_and_the_reference(build_app, drive):
         await d.settle()
         assert app.prompt_area.prompt.mode == "raw"
         assert [p.meter.prompt_tokens for p in app.panels] == [4, 4]
+
+
+async def test_what_the_app_made_at_start_is_frozen_for_the_collector(build_app, drive):
+    """A full collection pauses the app; what it made at start lives as long
+    as it does, so it is taken out of the collector's sight."""
+    gc.unfreeze()
+    app = build_app()
+    async with drive(app) as d:
+        await d.settle()
+        frozen = gc.get_freeze_count()
+        assert frozen > 1000
+        await type_prompt(d, "more")
+        await d.settle()
+        # Once, not on every change (frozen objects can still be freed).
+        assert gc.get_freeze_count() <= frozen
 
 
 async def test_stale_count_never_overwrites_a_newer_one(build_app, drive):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -158,6 +159,10 @@ class WorkbenchApp(App[None]):
         self.watch(self.screen, "focused", self._focus_changed)
         self.prompt_area.editor.focus()
         self.apply_cursor_blink(self.screen)
+        # Everything made so far (modules, styles, the screen) lives as long
+        # as the app: out of the collector's sight, a full collection while
+        # two models stream paused the app for 40-100 ms instead of 110-200.
+        self.call_after_refresh(gc.freeze)
         if self.initial_prompt:
             self._count_now()
 
