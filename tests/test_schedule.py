@@ -120,6 +120,7 @@ class LateStarter(SteppedRunner):
 
     def __init__(self, name: str, steps: int, ledger: Ledger) -> None:
         super().__init__(name, steps, ledger)
+        self.given = 0
         self.acquired = threading.Event()
         self.begin = threading.Event()
         self.told_after_begin = threading.Event()
@@ -130,46 +131,51 @@ class LateStarter(SteppedRunner):
             self.told_after_begin.set()
 
     def generate(self, prompt: p.Prompt, params: GenParams, n_threads: int) -> Iterator[p.Event]:
+        self.given = n_threads
         self.acquired.set()
         assert self.begin.wait(10)
         yield from super().generate(prompt, params, n_threads)
 
 
-class SecondComer(SteppedRunner):
-    """Asks for its slot only once ``first`` holds one."""
+class RefusedLater(SteppedRunner):
+    """Still counting while ``first`` gets its share; then refused (its
+    prompt does not fit), so it never runs."""
 
-    def __init__(self, name: str, steps: int, ledger: Ledger, first: LateStarter) -> None:
-        super().__init__(name, steps, ledger)
+    def __init__(self, name: str, ledger: Ledger, first: LateStarter) -> None:
+        super().__init__(name, 1, ledger)
         self.first = first
+        self.counted = threading.Event()
 
     def count(self, prompt: p.Prompt, params: GenParams) -> p.Counted:
         assert self.first.acquired.wait(10)
-        return super().count(prompt, params)
+        self.counted.set()
+        return p.Counted(1, 10_000)
 
 
 @pytest.mark.timeout(30)
-def test_a_share_changed_before_the_run_starts_is_sent_again() -> None:
+def test_a_model_still_loading_keeps_its_share_and_a_changed_share_is_sent_again() -> None:
     ledger = Ledger()
     late = LateStarter("a", 2, ledger)
-    other = SecondComer("b", 2, ledger, late)
-    comparison = Comparison([Job(late, GenParams()), Job(other, GenParams())], p.Prompt("x"),
+    refused = RefusedLater("b", ledger, late)
+    comparison = Comparison([Job(late, GenParams()), Job(refused, GenParams())], p.Prompt("x"),
                             schedule="parallel", total_threads=2)  # fmt: skip
     thread = threading.Thread(target=comparison.run)
     thread.start()
-    # a was given both cores; b's arrival told it 1 before a's run began.
-    assert other.started.wait(10)
-    assert late.threads_seen == [1]
+    assert late.acquired.wait(10)
+    # b is still counting (loading its model, in real life): a gets one core.
+    assert late.given == 1
+    # b is refused before a's run began: a was told 2 before its run carried 1.
+    assert refused.counted.wait(10)
+    assert late.told[2].wait(10)
     late.begin.set()
-    late.go.release()  # a's first token; b holds its core meanwhile
-    assert late.told_after_begin.wait(10)
-    # The run began with its stale share, and was given the current one at once.
-    assert late.threads_seen == [1, 2, 1]
     late.go.release()
-    for _ in range(2):
-        other.go.release()
+    assert late.told_after_begin.wait(10)
+    assert late.threads_seen == [2, 1, 2]  # began with the stale share, then corrected
+    late.go.release()
     thread.join(10)
     assert not thread.is_alive()
-    assert [r.text for r in comparison.results] == ["a0 a1 ", "b0 b1 "]
+    assert comparison.results[1].error and "refused" in comparison.results[1].error
+    assert comparison.results[0].text == "a0 a1 "
 
 
 @pytest.mark.timeout(30)

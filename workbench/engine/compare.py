@@ -82,6 +82,9 @@ class Comparison:
         self.results = [Result() for _ in jobs]
         self._cond = threading.Condition()
         self._running: dict[int, int] = {}  # job index -> threads
+        # Local jobs still loading or counting: they will want cores soon,
+        # and a model loading takes one itself, so shares keep room for them.
+        self._coming: set[int] = set()
         self._cancelled: set[int] = set()
         self._all_cancelled = False
 
@@ -103,6 +106,7 @@ class Comparison:
     def run(self) -> list[Result]:
         # One thread per job: models load and count at the same time, and a
         # job refused for its budget never waits for the others.
+        self._coming = {i for i, job in enumerate(self.jobs) if job.runner.uses_local_cpu}
         threads = [
             threading.Thread(target=self._run_one, args=(i,), daemon=True)
             for i in range(len(self.jobs))
@@ -152,13 +156,28 @@ class Comparison:
             return 1
         return self.total_threads
 
+    def _shares(self) -> list[int]:
+        """Threads for each running local job, in order, keeping a share for
+        each job still to come while there are slots for it; caller holds
+        the lock."""
+        running = len(self._running)
+        n = max(running, min(self._slots(), running + len(self._coming)))
+        return split_threads(self.total_threads, n)[:running] if running else []
+
     def _rebalance(self) -> None:
-        """Give the running local jobs all the threads; caller holds the lock."""
-        shares = split_threads(self.total_threads, len(self._running))
-        for (i, old), new in zip(list(self._running.items()), shares, strict=True):
+        """Share the threads among the running local jobs; caller holds the lock."""
+        for (i, old), new in zip(list(self._running.items()), self._shares(), strict=True):
             if new != old:
                 self._running[i] = new
                 self.jobs[i].runner.set_threads(new)
+
+    def _leave(self, i: int) -> None:
+        """Job ``i`` will not run after all: its share goes to the others."""
+        with self._cond:
+            if i in self._coming:
+                self._coming.discard(i)
+                self._rebalance()
+                self._cond.notify_all()
 
     def _acquire(self, i: int) -> int | None:
         """Wait for a CPU slot; the thread count, or None if cancelled first."""
@@ -167,10 +186,10 @@ class Comparison:
                 self._cond.wait()
             if i in self._cancelled:
                 return None
+            self._coming.discard(i)
             self._running[i] = 0
             # Rebalance as if the new run had started; its own share is returned.
-            shares = split_threads(self.total_threads, len(self._running))
-            for (j, old), new in zip(list(self._running.items()), shares, strict=True):
+            for (j, old), new in zip(list(self._running.items()), self._shares(), strict=True):
                 self._running[j] = new
                 if j != i and new != old:
                     self.jobs[j].runner.set_threads(new)
@@ -183,6 +202,12 @@ class Comparison:
             self._cond.notify_all()
 
     def _run_one(self, i: int) -> None:
+        try:
+            self._run_job(i)
+        finally:
+            self._leave(i)  # refused, failed or cancelled before it ran
+
+    def _run_job(self, i: int) -> None:
         if not self._check_budget(i):
             return
         job = self.jobs[i]
