@@ -27,21 +27,16 @@ from workbench.engine.modelinfo import ModelInfo, describe
 VERSION = 1
 FILE_NAME = "model-info.json"
 
-_INT_OR_NONE = frozenset(
-    {
-        "n_params",
-        "context_length",
-        "n_layer",
-        "n_embd",
-        "n_head",
-        "n_head_kv",
-        "key_length",
-        "value_length",
-        "n_vocab",
-    }
-)
-_STR = frozenset({"name", "architecture", "quant", "tokenizer", "base_or_instruct"})
-_STR_OR_NONE = frozenset({"chat_template", "license"})
+# Checks for each field's declared type (``ModelInfo`` annotations, as text):
+# a stored value must have the type the field has now, or the entry is read
+# again. A field of any other type never comes from the cache.
+_CHECKS = {
+    "int": lambda v: isinstance(v, int) and not isinstance(v, bool),
+    "int | None": lambda v: v is None or (isinstance(v, int) and not isinstance(v, bool)),
+    "str": lambda v: isinstance(v, str),
+    "str | None": lambda v: v is None or isinstance(v, str),
+    "bool": lambda v: isinstance(v, bool),
+}
 
 
 def _stamp(st: os.stat_result) -> list[int]:
@@ -54,20 +49,6 @@ def _to_dict(info: ModelInfo) -> dict[str, Any]:
     return data
 
 
-def _valid(name: str, value: Any) -> bool:
-    if name in _INT_OR_NONE:
-        return value is None or (isinstance(value, int) and not isinstance(value, bool))
-    if name in _STR:
-        return isinstance(value, str)
-    if name in _STR_OR_NONE:
-        return value is None or isinstance(value, str)
-    if name == "file_size":
-        return isinstance(value, int) and not isinstance(value, bool)
-    if name == "has_chat_template":
-        return isinstance(value, bool)
-    return False
-
-
 def _from_dict(data: Any, path: Path) -> ModelInfo | None:
     """The stored description, or None if it is not one this version wrote."""
     if not isinstance(data, dict):
@@ -76,7 +57,8 @@ def _from_dict(data: Any, path: Path) -> ModelInfo | None:
     for field in dataclasses.fields(ModelInfo):
         if field.name == "path":
             continue
-        if field.name not in data or not _valid(field.name, data[field.name]):
+        check = _CHECKS.get(str(field.type))
+        if field.name not in data or check is None or not check(data[field.name]):
             return None
         values[field.name] = data[field.name]
     return ModelInfo(**values)
