@@ -60,6 +60,7 @@ class SteppedRunner(Runner):
         self.ledger.set(self.id, n_threads)
         self.started.set()
         try:
+            yield p.PromptStarted(1, 1, 0, self.steps)  # as a model does once it has the request
             for i in range(self.steps):
                 self.go.acquire()
                 if self._cancel.is_set():

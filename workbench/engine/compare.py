@@ -217,14 +217,14 @@ class Comparison:
             self._emit(i, p.Done(-1, "cancelled"))
             return
         # A rebalance between _acquire and the run's start told the runner a
-        # share before the run carried its own, older one: once the run has
-        # begun (its first event) and once the model has its request (its
-        # PromptStarted), a share that changed meanwhile is sent again.
-        began = prompted = not local
+        # share before the run carried its own, older one. PromptStarted says
+        # the model holds the run's request, so a share that changed
+        # meanwhile is sent again then, and lands after it.
+        prompted = not local
         try:
             for event in job.runner.generate(self.prompt, job.params, n_threads):
-                if not prompted and (not began or isinstance(event, p.PromptStarted)):
-                    began, prompted = True, isinstance(event, p.PromptStarted)
+                if not prompted and isinstance(event, p.PromptStarted):
+                    prompted = True
                     self._resync(i, n_threads)
                 self._emit(i, event)
         finally:
