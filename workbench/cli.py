@@ -16,12 +16,13 @@ if TYPE_CHECKING:
     from workbench.engine.config import Settings
     from workbench.engine.params import GenParams
 
-from workbench import __version__, cli_history, cli_hub, cli_templates
+from workbench import __version__, cli_doctor, cli_history, cli_hub, cli_templates
 from workbench.engine.params import ParamError
 from workbench.engine.sanitize import clean
 
 SUBCOMMANDS = (
-    "models", "tokens", "compare", "config", "history", "show", "export", "pull", "templates",
+    "models", "tokens", "compare", "config", "doctor", "history", "show", "export", "pull",
+    "templates",
 )  # fmt: skip
 
 
@@ -44,6 +45,17 @@ def _gen_options(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--mode", choices=("chat", "raw"), help="chat (default) or raw")
 
 
+def _cpu_option(parser: argparse.ArgumentParser, top: bool = False) -> None:
+    # On a subcommand the option must not overwrite one given before it.
+    parser.add_argument(
+        "--cpu-repack",
+        choices=("auto", "on", "off"),
+        default=None if top else argparse.SUPPRESS,
+        help="llama.cpp weight repacking (default: settings.toml's cpu_repack, auto = off "
+        "on CPUs with AMX)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="workbench",
@@ -54,6 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-m", "--model", action="append", dest="models", metavar="ID",
                         help="model id or .gguf path for a panel (repeatable)")  # fmt: skip
     parser.add_argument("-p", "--prompt", default="", help="text to put in the prompt editor")
+    _cpu_option(parser, top=True)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     models = sub.add_parser("models", help="list models, or install the defaults")
@@ -85,6 +98,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     config = sub.add_parser("config", help="show or create the settings file")
     config.add_argument("action", nargs="?", choices=("path", "init", "show"), default="path")
+    _cpu_option(config)
+    cli_doctor.add_parser(sub, _cpu_option)
+    for name in ("tokens", "compare"):
+        _cpu_option(sub.choices[name])
     cli_history.add_parsers(sub)
     cli_hub.add_parsers(sub)
     cli_templates.add_parsers(sub)
@@ -101,6 +118,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "tokens": _cmd_tokens,
             "compare": _cmd_compare,
             "config": _cmd_config,
+            "doctor": lambda a: cli_doctor.run_doctor(a, _settings(a)),
             **cli_history.HANDLERS,
             **cli_hub.HANDLERS,
             **cli_templates.HANDLERS,
@@ -119,12 +137,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 # -- helpers --------------------------------------------------------------------
 
 
-def _settings() -> Settings:
+def _settings(args: argparse.Namespace | None = None) -> Settings:
+    """The settings file, with what the command line overrides, warnings
+    printed."""
     from workbench.engine.config import load_settings
 
     settings = load_settings()
     for warning in settings.warnings:
         _err(warning)
+    if args is not None and getattr(args, "cpu_repack", None):
+        settings.cpu_repack = args.cpu_repack
     return settings
 
 
@@ -228,14 +250,20 @@ def _install_defaults() -> int:
 
 def _cmd_config(args: argparse.Namespace) -> int:
     from workbench.engine import config, paths
+    from workbench.engine.cpu import repack_for
 
     if args.action == "init":
         print(config.write_template())
-    elif args.action == "show":
+        return 0
+    choice = repack_for(_settings(args).cpu_repack).describe()
+    if args.action == "show":
         path = paths.settings_path()
         print(path.read_text() if path.exists() else config.TEMPLATE, end="")
+        print(f"\n# In effect on this machine: {choice}")
     else:
         print(paths.settings_path())
+        # The path alone on stdout, for scripts; the choice is for the reader.
+        print(f"in effect: {choice}", file=sys.stderr)
     return 0
 
 
@@ -244,7 +272,7 @@ def _cmd_tokens(args: argparse.Namespace) -> int:
     from workbench.engine.protocol import Mode, Prompt
     from workbench.engine.tokens import REFERENCE_LABEL, Budget, reference_tokens
 
-    settings = _settings()
+    settings = _settings(args)
     params = _params(args, settings)
     text = _read_text(args.text, "text")
     mode: Mode = "raw" if args.mode == "raw" else "chat"
@@ -298,7 +326,7 @@ def _cmd_tokens(args: argparse.Namespace) -> int:
 def _cmd_compare(args: argparse.Namespace) -> int:
     from workbench.cli_compare import run_compare
 
-    settings = _settings()
+    settings = _settings(args)
     params = _params(args, settings)
     # A template makes the prompt; -p then only fills its {input}.
     text = args.prompt if args.template else _read_text(args.prompt, "prompt")
@@ -312,6 +340,8 @@ def _run_app(args: argparse.Namespace) -> int:
 
     # The app shows the settings' warnings itself, where the user is looking.
     settings = load_settings()
+    if args.cpu_repack:
+        settings.cpu_repack = args.cpu_repack
     app = make_app(settings=settings, models=args.models, prompt=args.prompt)
     app.run()
     return app.return_code or 0

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from workbench.engine import paths
+from workbench.engine.cpu import REPACK_SETTINGS
 from workbench.engine.params import GenParams, ParamError, from_mapping
 
 DEFAULT_MODELS = ("smollm2-135m-instruct-q4_1", "gemma-3-270m-q4_k_m")
@@ -43,6 +44,14 @@ threads = 0
 # trained length, but never more than this (big windows load slowly and
 # take memory for the KV cache).
 max_default_ctx = 4096
+
+# Weight repacking in llama.cpp: at load, copy weights into layouts made for
+# this CPU's widest instructions (faster on AVX2/AVX-512/ARM for some quant
+# types). On CPUs with AMX, llama.cpp's repacked kernels crash, so:
+#   "auto" off where the CPU has AMX (or a model crashed with it before), else on
+#   "on" / "off" always
+# `workbench doctor` shows the choice and checks that models run.
+cpu_repack = "auto"
 
 # Shared generation settings; each panel can override them in the app.
 [generation]
@@ -81,6 +90,8 @@ class Settings:
     schedule: str = "parallel"
     threads: int = 0
     max_default_ctx: int = 4096
+    # llama.cpp's weight repacking: "auto", "on" or "off" (see engine/cpu.py).
+    cpu_repack: str = "auto"
     generation: GenParams = field(default_factory=GenParams)
     # [servers.NAME] tables, checked: base_url, model, api_key_env (str), n_ctx (int),
     # timeout (float). See backends/remote.py.
@@ -144,6 +155,11 @@ def _apply(s: Settings, data: dict[str, Any], where: str) -> None:
                 s.max_default_ctx = value
             else:
                 warn(key, "must be a whole number of at least 256")
+        elif key == "cpu_repack":
+            if value in REPACK_SETTINGS:
+                s.cpu_repack = value
+            else:
+                warn(key, 'must be "auto", "on" or "off"')
         elif key == "generation":
             if not isinstance(value, dict):
                 warn(key, "must be a table")

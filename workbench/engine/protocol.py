@@ -44,10 +44,14 @@ class Prompt:
 
 @dataclass(frozen=True)
 class Load:
+    """Load a model. ``repack`` is llama.cpp's ``use_extra_bufts``: whether
+    weights are copied into CPU-specific layouts at load (see ``engine.cpu``)."""
+
     path: str
     n_ctx: int
     n_threads: int
     n_batch: int = 512
+    repack: bool = True
 
 
 @dataclass(frozen=True)
@@ -102,12 +106,24 @@ Request = Load | Count | Tokenize | Generate | SetThreads | Cancel | Quit
 
 @dataclass(frozen=True)
 class Loaded:
+    """A model is loaded and has decoded its first batch.
+
+    ``buffers`` are the weight buffers llama.cpp made, as its load log names
+    them (``CPU_Mapped``; ``CPU_REPACK`` or ``AMX`` when it repacked), so what
+    ``repack`` asked for can be seen to have happened. ``note`` says anything
+    the user should know about how it was loaded (a retry, a choice).
+    """
+
     load_s: float
     rss_bytes: int
     n_ctx: int
     n_ctx_train: int
     n_vocab: int
     has_chat_template: bool
+    repack: bool = True
+    buffers: list[str] = field(default_factory=list)
+    system_info: str = ""
+    note: str = ""
 
 
 @dataclass(frozen=True)

@@ -39,4 +39,4 @@ def make_runner(ref: str, settings: Settings, catalog: Catalog) -> Runner:
         entry = catalog.get(ref)
     except KeyError as exc:
         raise UnknownModel(exc.args[0]) from None
-    return LocalRunner(entry, settings.max_default_ctx)
+    return LocalRunner(entry, settings.max_default_ctx, settings.cpu_repack)

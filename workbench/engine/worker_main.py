@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import os
 import queue
+import signal
 import sys
 import threading
 import traceback
@@ -61,8 +62,10 @@ def main() -> int:
     threading.Thread(target=_read, args=(jobs, counts, state, send), daemon=True).start()
     threading.Thread(target=_count_loop, args=(counts, state, send), daemon=True).start()
 
-    from workbench.engine.backends.llama_local import LocalModel, ModelError
+    from workbench.engine.backends.llama_local import FAULT_ENV, LocalModel, ModelError
     from workbench.engine.params import ParamError, from_mapping
+
+    crash_after = _fault_tokens(os.environ.get(FAULT_ENV, ""))
 
     while True:
         req = jobs.get()
@@ -70,7 +73,7 @@ def main() -> int:
             return 0
         try:
             if isinstance(req, p.Load):
-                model = LocalModel(req.path, req.n_ctx, req.n_threads, req.n_batch)
+                model = LocalModel(req.path, req.n_ctx, req.n_threads, req.n_batch, req.repack)
                 state["model"] = model
                 send(model.loaded_event())
             elif isinstance(req, p.Generate):
@@ -80,13 +83,24 @@ def main() -> int:
                     continue
                 params = from_mapping(req.params)
                 model.want_threads = max(1, req.n_threads)
+                n_tokens = 0
                 for event in model.generate(req.id, req.prompt, params):
                     send(event)
+                    if crash_after and isinstance(event, p.Token):
+                        n_tokens += 1
+                        if n_tokens >= crash_after:
+                            os.kill(os.getpid(), signal.SIGSEGV)
         except (ModelError, ParamError) as exc:
             send(p.Error(getattr(req, "id", -1), str(exc)))
         except Exception as exc:  # report, stay alive for the next request
             traceback.print_exc(file=sys.stderr)
             send(p.Error(getattr(req, "id", -1), f"{type(exc).__name__}: {exc}", kind="internal"))
+
+
+def _fault_tokens(fault: str) -> int:
+    """N from the test-only fault ``crash-after-tokens=N``, else 0."""
+    name, _, value = fault.partition("=")
+    return int(value) if name == "crash-after-tokens" and value.isdigit() else 0
 
 
 def _read(

@@ -16,7 +16,11 @@ from __future__ import annotations
 import codecs
 import ctypes
 import dataclasses
+import os
+import re
 import resource
+import signal
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -24,7 +28,6 @@ from typing import Any
 
 import llama_cpp as ll
 import numpy as np
-from llama_cpp._logger import set_verbose
 
 from workbench.engine.chat import TemplateError, render
 from workbench.engine.params import GenParams
@@ -42,9 +45,90 @@ from workbench.engine.tokens import pieces_from_bytes
 
 _backend_ready = False
 
+# A test-only fault switch: with this set to ``crash-on-repacked-decode``
+# the worker kills itself with SIGSEGV in its first decode when repacking is
+# on, as llama.cpp's AMX kernels do; with ``crash-after-tokens=N`` it does so
+# after the N-th generated token of a run. Nothing else reads it.
+FAULT_ENV = "WORKBENCH_FAULT"
+# The warm-up decodes a batch of this many tokens, then one: the first
+# prompt and the first generated token take different kernels (llama.cpp's
+# AMX code crashes on batches of two or more, and not on one).
+WARM_UP_BATCH = 8
+_BUFFER_LINE = re.compile(r"load_tensors:\s+(\S+) model buffer size")
+# ggml_log_level: 0 none, 1 info, 2 warn, 3 error, 4 debug, 5 continues the last.
+_LOG_ERROR, _LOG_CONT = 3, 5
+
+
+class _Log:
+    """llama.cpp's log: errors go to stderr, where the app reads why a load
+    failed; info lines are dropped, except the weight buffers a load makes,
+    which are kept for the ``Loaded`` event."""
+
+    def __init__(self) -> None:
+        self.buffers: list[str] = []
+        self._last_level = 0
+        self.callback = ll.llama_log_callback(self._on_line)
+
+    def _on_line(self, level: int, text: bytes, _user: Any) -> None:
+        line = text.decode("utf-8", errors="replace")
+        if level != _LOG_CONT:
+            self._last_level = level
+        if self._last_level in (0, _LOG_ERROR):
+            sys.stderr.write(line)
+        elif match := _BUFFER_LINE.search(line):
+            self.buffers.append(match.group(1))
+
+
+_log = _Log()
+
+
+def patch_default_params(repack: bool) -> None:
+    """Make every ``llama_cpp.Llama`` made in this process load with
+    ``use_extra_bufts = repack``: for the processes that load models through
+    llama-cpp-python's high-level API (its OpenAI-compatible server, the
+    benchmarks' bare loop) rather than through ``LocalModel``."""
+    import llama_cpp.llama_cpp as low
+
+    original = low.llama_model_default_params
+
+    def default_params() -> Any:
+        params = original()
+        params.use_extra_bufts = repack
+        return params
+
+    low.llama_model_default_params = default_params
+
 
 class ModelError(RuntimeError):
     """A model could not load or run; the message is for the user."""
+
+
+def _init_backend() -> None:
+    global _backend_ready
+    if not _backend_ready:
+        ll.llama_log_set(_log.callback, ctypes.c_void_p(0))
+        ll.llama_backend_init()
+        _backend_ready = True
+
+
+def _load(path: str, mparams: Any) -> tuple[Any, list[str]]:
+    """A loaded model and the weight buffers llama.cpp made for it."""
+    _init_backend()
+    _log.buffers.clear()
+    model = ll.llama_model_load_from_file(path.encode(), mparams)
+    if not model:
+        raise ModelError(f"llama.cpp could not load {path} (see the log lines above)")
+    return model, list(_log.buffers)
+
+
+def load_weights(path: str, repack: bool) -> list[str]:
+    """Load a model's weights only (no context, no decode) and return the
+    buffers llama.cpp put them in: how to see what ``repack`` did."""
+    mparams = ll.llama_model_default_params()
+    mparams.use_extra_bufts = repack
+    model, buffers = _load(path, mparams)
+    ll.llama_model_free(model)
+    return buffers
 
 
 def peak_rss_bytes() -> int:
@@ -60,20 +144,16 @@ class LocalModel:
     what differs.
     """
 
-    def __init__(self, path: str, n_ctx: int, n_threads: int, n_batch: int = 512) -> None:
-        global _backend_ready
-        if not _backend_ready:
-            # Only llama.cpp's errors reach stderr, where the app reads the
-            # reason a load failed; its info lines would drown them.
-            set_verbose(False)
-            ll.llama_backend_init()
-            _backend_ready = True
+    def __init__(
+        self, path: str, n_ctx: int, n_threads: int, n_batch: int = 512, repack: bool = True
+    ) -> None:
         start = time.perf_counter()
         mparams = ll.llama_model_default_params()
         mparams.use_mmap = True
-        model = ll.llama_model_load_from_file(path.encode(), mparams)
-        if not model:
-            raise ModelError(f"llama.cpp could not load {path} (see the log lines above)")
+        # The one CPU-dependent load setting, chosen by the app (engine.cpu).
+        mparams.use_extra_bufts = repack
+        self.repack = repack
+        model, self.buffers = _load(path, mparams)
         self.model = model
         cparams = ll.llama_context_default_params()
         cparams.n_ctx = n_ctx
@@ -126,13 +206,22 @@ class LocalModel:
         self._no_abort = ll.ggml_abort_callback()
 
     def _warm_up(self) -> None:
-        """Decode one token and forget it.
+        """Decode a small batch and then one token, and forget them.
 
         The weights are memory-mapped, so the first decode pages them in from
         disk. Paying that here makes it part of the load time, where users
         expect it, instead of inflating the first run's time to first token.
+        It is also the model's first decode through both kinds of kernel (a
+        prompt batch, a single token): if llama.cpp cannot run this model on
+        this CPU, it fails here, during the load, where the app can retry it
+        with other settings, rather than in the middle of a run.
         """
-        one = (ll.llama_token * 1)(self.bos if self.bos >= 0 else 0)
+        if self.repack and os.environ.get(FAULT_ENV) == "crash-on-repacked-decode":
+            os.kill(os.getpid(), signal.SIGSEGV)
+        first = self.bos if self.bos >= 0 else 0
+        batch = (ll.llama_token * WARM_UP_BATCH)(*([first] * WARM_UP_BATCH))
+        ll.llama_decode(self.ctx, ll.llama_batch_get_one(batch, WARM_UP_BATCH))
+        one = (ll.llama_token * 1)(first)
         ll.llama_decode(self.ctx, ll.llama_batch_get_one(one, 1))
         ll.llama_memory_clear(self.mem, True)
 
@@ -144,6 +233,9 @@ class LocalModel:
             n_ctx_train=self.n_ctx_train,
             n_vocab=self.n_vocab,
             has_chat_template=self.chat_template is not None,
+            repack=self.repack,
+            buffers=self.buffers,
+            system_info=ll.llama_print_system_info().decode("utf-8", errors="replace").strip(),
         )
 
     # -- tokens ---------------------------------------------------------------

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import queue
 import threading
 from collections.abc import Callable, Iterator
 from typing import TypeVar
 
+from workbench.engine import cpu
 from workbench.engine import protocol as p
 from workbench.engine.backends.base import Header, Runner, RunnerError, next_id
 from workbench.engine.catalog import Entry
 from workbench.engine.params import GenParams
 from workbench.engine.resources import check_memory
-from workbench.engine.worker import WorkerDied, WorkerProcess
+from workbench.engine.worker import WorkerDied, WorkerProcess, describe_exit
 
 DEFAULT_MAX_CTX = 4096
 E = TypeVar("E", p.Counted, p.Tokenized)
@@ -23,18 +25,35 @@ CTX_PAD = 256
 POLL_S = 0.5
 
 
+class _Crashed(Exception):
+    """The worker died by a signal while loading; ``how`` names the signal."""
+
+    def __init__(self, how: str) -> None:
+        super().__init__(how)
+        self.how = how
+
+
 class LocalRunner(Runner):
     """Runs a catalog entry in a worker process, started on first use.
 
     The worker keeps the model and its KV cache between runs. It is
     restarted when the context size changes, and after it dies.
+
+    ``cpu_repack`` is the user's setting for llama.cpp's weight repacking
+    (``auto``, ``on``, ``off``; see ``engine.cpu``). A worker killed by a
+    signal during the load's first decode with repacking on is started once
+    more with it off; the ``Loaded`` event's note says so, and the choice is
+    remembered for this file on this CPU.
     """
 
-    def __init__(self, entry: Entry, max_default_ctx: int = DEFAULT_MAX_CTX) -> None:
+    def __init__(
+        self, entry: Entry, max_default_ctx: int = DEFAULT_MAX_CTX, cpu_repack: str = "auto"
+    ) -> None:
         self.id = entry.id
         self.entry = entry
         self.info = entry.info
         self.max_default_ctx = max_default_ctx
+        self.cpu_repack = cpu_repack
         info = entry.info
         self.header = (
             Header(
@@ -95,6 +114,10 @@ class LocalRunner(Runner):
         trained = self.info.context_length if self.info and self.info.context_length else 2048
         return min(trained, self.max_default_ctx)
 
+    def repack_choice(self) -> cpu.RepackChoice:
+        """Whether the next load repacks weights, and why."""
+        return cpu.repack_for(self.cpu_repack, self.entry.path)
+
     def load(self, n_ctx: int, n_threads: int) -> p.Loaded:
         """Start the worker and load the model, unless already loaded at n_ctx."""
         with self._load_lock:
@@ -105,20 +128,50 @@ class LocalRunner(Runner):
                 raise RunnerError(f"cannot load {self.entry.path.name}: {self.entry.error}")
             if problem := check_memory(self.info, n_ctx):
                 raise RunnerError(f"{self.header.title} at n_ctx {n_ctx:,} {problem}")
-            if proc:
-                proc.close()
-            self._drain()
-            proc = self._proc = WorkerProcess(self._route, self._died)
-            self._loaded = None
-            proc.send(p.Load(str(self.entry.path), n_ctx, max(1, n_threads)))
-            while True:
-                event = self._wait(self._events, proc)
-                if isinstance(event, p.Loaded):
-                    self._loaded, self._loaded_ctx = event, n_ctx
-                    return event
-                if isinstance(event, p.Error):
-                    proc.close(timeout=0.5)
-                    raise RunnerError(f"could not load {self.entry.path.name}: {event.message}")
+            choice = self.repack_choice()
+            try:
+                loaded = self._start(n_ctx, n_threads, choice)
+            except _Crashed as crash:
+                advice = cpu.crash_advice(cpu.this_cpu(), choice, crash.how)
+                if not choice.enabled or crash.how.startswith("killed by signal SIGILL"):
+                    raise RunnerError(f"could not load {self.entry.path.name}: {advice}") from None
+                note = cpu.remember_crash(self.entry.path, crash.how)
+                off = cpu.RepackChoice(False, choice.setting, note)
+                try:
+                    loaded = self._start(n_ctx, n_threads, off)
+                except _Crashed as again:
+                    raise RunnerError(
+                        f"could not load {self.entry.path.name}: {advice}; loaded again with "
+                        f"repacking off, it crashed too ({again.how}): the file may be broken"
+                    ) from None
+                loaded = dataclasses.replace(
+                    loaded,
+                    note=f"{advice}. Retried with repacking off, which works: kept off for "
+                    "this file on this machine",
+                )
+            self._loaded, self._loaded_ctx = loaded, n_ctx
+            return loaded
+
+    def _start(self, n_ctx: int, n_threads: int, choice: cpu.RepackChoice) -> p.Loaded:
+        """A fresh worker with the model loaded; raises ``_Crashed`` if the
+        worker dies by a signal on the way (the load ends with its first
+        decode), ``RunnerError`` for any other failure."""
+        if self._proc:
+            self._proc.close()
+        self._drain()
+        proc = self._proc = WorkerProcess(self._route, self._died)
+        self._loaded = None
+        proc.send(p.Load(str(self.entry.path), n_ctx, max(1, n_threads), repack=choice.enabled))
+        while True:
+            event = self._wait(self._events, proc)
+            if isinstance(event, p.Loaded):
+                return event
+            if isinstance(event, p.Error):
+                proc.close(timeout=0.5)
+                code = proc.proc.returncode
+                if event.kind == "crash" and code is not None and code < 0:
+                    raise _Crashed(describe_exit(code))
+                raise RunnerError(f"could not load {self.entry.path.name}: {event.message}")
 
     def _drain(self) -> None:
         for box in (self._events, self._counts, self._tokenized):

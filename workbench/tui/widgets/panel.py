@@ -410,7 +410,11 @@ class ModelPanel(Vertical):
         message.stop()
         if message.run != self.run_id:
             return
-        self.notes.append(f"loaded in {message.loaded.load_s:.1f} s")
+        loaded = message.loaded
+        weights = f" · repacking {'on' if loaded.repack else 'off'}" if loaded.buffers else ""
+        self.notes.append(f"loaded in {loaded.load_s:.1f} s{weights}")
+        if loaded.note:
+            self.notes.append(_line(loaded.note))
         self._refresh_status()
 
     def on_model_panel_prompt_reading_started(self, message: PromptReadingStarted) -> None:
