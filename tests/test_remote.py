@@ -39,6 +39,9 @@ GREEDY = GenParams(temperature=0.0, max_tokens=8)
 COUNTING = p.Prompt("Count from 1 to 100: 1, 2, 3, 4,", mode="raw")
 
 
+LAUNCHER = Path(__file__).with_name("llama_server.py")
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -65,7 +68,9 @@ def _start_server(model: Path, log: Path) -> tuple[subprocess.Popen[bytes], str]
     port = _free_port()
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "llama_cpp.server", "--model", str(model),
+            # llama-cpp-python's server, through a launcher that sets weight
+            # repacking as the workbench does for this CPU.
+            [sys.executable, str(LAUNCHER), "--model", str(model),
              "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "2048",
              "--n_threads", "1"],
             stdout=out, stderr=subprocess.STDOUT,
