@@ -15,11 +15,11 @@ import pytest
 
 from workbench.engine import cpu
 from workbench.engine import protocol as p
-from workbench.engine.backends.llama_local import FAULT_ENV
 from workbench.engine.backends.local import LocalRunner
 from workbench.engine.catalog import build_catalog
 from workbench.engine.config import load_settings
 from workbench.engine.params import GenParams
+from workbench.engine.worker import FAULT_ENV
 
 SMOL = "smollm2-135m-instruct-q4_1"
 GEMMA = "gemma-3-270m-q4_k_m"

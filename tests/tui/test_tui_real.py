@@ -12,6 +12,7 @@ from tui_support import Driver  # type: ignore[import-not-found]
 from workbench.engine.backends.local import LocalRunner
 from workbench.engine.config import Settings
 from workbench.engine.params import GenParams
+from workbench.engine.worker import FAULT_ENV
 from workbench.tui.app import WorkbenchApp, make_app
 
 pytestmark = pytest.mark.slow
@@ -95,4 +96,38 @@ async def test_broken_model_file_beside_a_working_one(
         await d.until(lambda: not app.running, "the second run to finish", timeout=240)
         await d.settle()
         assert good.state == "done"
+        await d.press("ctrl+q")
+
+
+async def test_a_crash_on_the_first_decode_is_retried_and_said_in_the_panel(
+    default_model_paths: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+):
+    # The worker's fault switch crashes it (SIGSEGV) on a repacked model's
+    # first decode, as llama.cpp's AMX kernels do; the meter's count is what
+    # loads the model first.
+    monkeypatch.setenv(FAULT_ENV, "crash-on-repacked-decode")
+    settings = Settings(
+        scan_hf_cache=False,
+        max_default_ctx=2048,
+        cpu_repack="on",
+        generation=GenParams(max_tokens=8, temperature=0.0),
+    )
+    app = make_app(
+        settings=settings,
+        models=[str(default_model_paths["smollm2"])],
+        prompt="The sky is",
+        cursor_blink=False,
+    )
+    async with Driver(app, (80, 24)) as d:
+        (panel,) = app.panels
+        await d.until(lambda: panel.meter.prompt_tokens is not None, "the count", timeout=120)
+        await d.press("ctrl+r")
+        await d.until(lambda: not app.running, "the run to finish", timeout=240)
+        await d.settle()
+        assert panel.state == "done", (panel.state, panel.message)
+        assert panel.output.text.strip()
+        status = " ".join(panel.status_text.split())
+        assert "repacking off" in status
+        assert "llama.cpp crashed on this CPU" in status
+        assert "Retried with repacking off" in status
         await d.press("ctrl+q")

@@ -34,8 +34,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from workbench.engine import paths
-
 REPACK_SETTINGS = ("auto", "on", "off")
 AMX_FLAGS = ("amx_tile", "amx_int8", "amx_bf16", "amx_fp16", "amx_complex")
 # The flags that decide which of llama.cpp's CPU kernels run: the ones worth
@@ -153,6 +151,8 @@ def decide_repack(setting: str, cpu: Cpu, remembered: str | None = None) -> Repa
 
 
 def _choices_path() -> Path:
+    from workbench.engine import paths  # platformdirs: not needed for the key below
+
     return paths.data_dir() / CHOICES_FILE
 
 
@@ -227,3 +227,9 @@ def crash_advice(cpu: Cpu, choice: RepackChoice, how: str) -> str:
             'Set cpu_repack = "off" in settings.toml, or pass --cpu-repack off'
         )
     return f"{where} on the model's first decode, with weight repacking already off"
+
+
+if __name__ == "__main__":
+    # `python -m workbench.engine.cpu`: the key the Makefile files this CPU's
+    # llama.cpp build under. Runs before anything is installed (stdlib only).
+    print(this_cpu().key())

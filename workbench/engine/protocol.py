@@ -45,13 +45,14 @@ class Prompt:
 @dataclass(frozen=True)
 class Load:
     """Load a model. ``repack`` is llama.cpp's ``use_extra_bufts``: whether
-    weights are copied into CPU-specific layouts at load (see ``engine.cpu``)."""
+    weights are copied into CPU-specific layouts at load. The app decides it
+    (``engine.cpu``); left out, it is off, which runs on every CPU."""
 
     path: str
     n_ctx: int
     n_threads: int
     n_batch: int = 512
-    repack: bool = True
+    repack: bool = False
 
 
 @dataclass(frozen=True)
@@ -120,7 +121,7 @@ class Loaded:
     n_ctx_train: int
     n_vocab: int
     has_chat_template: bool
-    repack: bool = True
+    repack: bool = False
     buffers: list[str] = field(default_factory=list)
     system_info: str = ""
     note: str = ""

@@ -23,6 +23,12 @@ from collections.abc import Callable
 from workbench.engine import protocol as p
 
 STDERR_LINES = 40
+# A test-only fault switch, read by the worker: with this set to
+# ``crash-on-repacked-decode`` the worker kills itself with SIGSEGV in its
+# first decode when weight repacking is on, as llama.cpp's AMX kernels do;
+# with ``crash-after-tokens=N`` it does so after the N-th generated token of
+# a run. Nothing else reads it.
+FAULT_ENV = "WORKBENCH_FAULT"
 
 
 def describe_exit(code: int) -> str:

@@ -34,6 +34,7 @@ from typing import Any
 
 from workbench.engine import protocol as p
 from workbench.engine.tokens import pieces_from_bytes
+from workbench.engine.worker import FAULT_ENV
 
 # Added to the worker's nice value. With two models decoding on two cores,
 # an app at the same priority waits its turn behind them for every key
@@ -62,7 +63,7 @@ def main() -> int:
     threading.Thread(target=_read, args=(jobs, counts, state, send), daemon=True).start()
     threading.Thread(target=_count_loop, args=(counts, state, send), daemon=True).start()
 
-    from workbench.engine.backends.llama_local import FAULT_ENV, LocalModel, ModelError
+    from workbench.engine.backends.llama_local import LocalModel, ModelError
     from workbench.engine.params import ParamError, from_mapping
 
     crash_after = _fault_tokens(os.environ.get(FAULT_ENV, ""))

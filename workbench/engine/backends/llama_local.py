@@ -42,14 +42,10 @@ from workbench.engine.protocol import (
     Token,
 )
 from workbench.engine.tokens import pieces_from_bytes
+from workbench.engine.worker import FAULT_ENV
 
 _backend_ready = False
 
-# A test-only fault switch: with this set to ``crash-on-repacked-decode``
-# the worker kills itself with SIGSEGV in its first decode when repacking is
-# on, as llama.cpp's AMX kernels do; with ``crash-after-tokens=N`` it does so
-# after the N-th generated token of a run. Nothing else reads it.
-FAULT_ENV = "WORKBENCH_FAULT"
 # The warm-up decodes a batch of this many tokens, then one: the first
 # prompt and the first generated token take different kernels (llama.cpp's
 # AMX code crashes on batches of two or more, and not on one).
@@ -145,7 +141,7 @@ class LocalModel:
     """
 
     def __init__(
-        self, path: str, n_ctx: int, n_threads: int, n_batch: int = 512, repack: bool = True
+        self, path: str, n_ctx: int, n_threads: int, n_batch: int = 512, repack: bool = False
     ) -> None:
         start = time.perf_counter()
         mparams = ll.llama_model_default_params()

@@ -70,6 +70,7 @@ class LocalRunner(Runner):
         )
         self._proc: WorkerProcess | None = None
         self._loaded: p.Loaded | None = None
+        self._noted: p.Loaded | None = None
         self._loaded_ctx = 0
         self._load_lock = threading.Lock()
         self._events: queue.Queue[p.Event] = queue.Queue()
@@ -243,7 +244,10 @@ class LocalRunner(Runner):
                 finished = True
                 yield p.Error(-1, str(exc), kind="load")
                 return
-            if fresh:
+            # A load's note (a crash and its retry) reaches the first run
+            # even when a token count made the load.
+            if fresh or (loaded.note and loaded is not self._noted):
+                self._noted = loaded
                 yield loaded
             proc = self._proc
             assert proc is not None
