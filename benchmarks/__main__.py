@@ -22,7 +22,7 @@ from benchmarks.common import ROOT, default_models, machine, rounded
 from benchmarks.llamabench import LlamaBench
 from benchmarks.session import Figure, Row, Session
 
-ALL = tuple(range(1, 12))
+ALL = tuple(range(1, 13))
 TITLES = {
     1: "Decode throughput (tg128) vs native",
     2: "Prompt throughput (pp512) vs native",
@@ -34,6 +34,8 @@ TITLES = {
     8: "GGUF metadata",
     9: "Memory",
     10: "Rerun time to first token",
+    11: "Next-token probabilities: cost",
+    12: "Weight repacking on vs off",
 }
 
 
@@ -43,7 +45,7 @@ def parse_only(text: str | None) -> list[int]:
     picked = sorted({int(x) for x in text.replace(" ", "").split(",") if x})
     bad = [n for n in picked if n not in ALL]
     if bad:
-        raise SystemExit(f"no figure {bad[0]}: figures are 1-11")
+        raise SystemExit(f"no figure {bad[0]}: figures are 1-12")
     return picked
 
 
@@ -109,7 +111,7 @@ def tui_figure(number: int, session: Session, problem: str | None) -> Figure:
 
 
 def run_figures(numbers: list[int], session: Session) -> list[Figure]:
-    from benchmarks import misc, schedule, throughput
+    from benchmarks import misc, repack, schedule, throughput
 
     figures: list[Figure] = []
     problem = tui_problem() if {5, 6, 7} & set(numbers) else None
@@ -137,6 +139,7 @@ def run_figures(numbers: list[int], session: Session) -> list[Figure]:
         ({10}, lambda: [throughput.rerun(session)]),
         ({3}, lambda: [throughput.growth(session)]),
         ({11}, lambda: [throughput.logprobs_cost(session)]),
+        ({12}, lambda: [repack.repack(session)]),
         ({9}, lambda: [misc.memory(session)]),
         ({5}, lambda: [tui_figure(5, session, problem)]),
         ({6}, lambda: [tui_figure(6, session, problem)]),
@@ -167,7 +170,7 @@ def table(figures: list[Figure]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="fewer repetitions")
-    parser.add_argument("--only", metavar="N,M", help="run only these figures (1-11)")
+    parser.add_argument("--only", metavar="N,M", help="run only these figures (1-12)")
     parser.add_argument(
         "--rounds", type=int, help="interleaved rounds for figures 1, 2 and 4 (default 5)"
     )

@@ -20,6 +20,7 @@ import json
 import os
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 
@@ -32,6 +33,13 @@ def main() -> int:
     import llama_cpp as ll
     import psutil
     from llama_cpp import Llama
+
+    from workbench.engine.backends.llama_local import patch_default_params
+    from workbench.engine.cpu import repack_for
+
+    # The same weight repacking as the worker (a repacked model crashes
+    # llama.cpp on CPUs with AMX).
+    patch_default_params(repack_for("auto", Path(model_path)).enabled)
 
     t0 = time.perf_counter()
     llm = Llama(

@@ -15,6 +15,7 @@ class NativeResult:
     n_threads: int
     tps: float  # mean over this invocation's repetitions
     samples: tuple[float, ...]
+    repack: bool = True
 
 
 class LlamaBench:
@@ -22,9 +23,18 @@ class LlamaBench:
         self.binary = binary
 
     def run(
-        self, model: Path, threads: int, *, n_prompt: int = 0, n_gen: int = 0, reps: int = 1
+        self,
+        model: Path,
+        threads: int,
+        *,
+        n_prompt: int = 0,
+        n_gen: int = 0,
+        reps: int = 1,
+        repack: tuple[bool, ...] = (True,),
     ) -> list[NativeResult]:
-        """One invocation: loads the model, warms up, runs ``reps`` times."""
+        """One invocation: loads the model, warms up, runs ``reps`` times,
+        for each weight-repacking setting in ``repack`` (llama-bench's
+        ``--repack``), in that order."""
         cmd = [
             str(self.binary),
             "-m",
@@ -37,6 +47,8 @@ class LlamaBench:
             str(n_gen),
             "-r",
             str(reps),
+            "--repack",
+            ",".join("1" if r else "0" for r in repack),
             "-o",
             "json",
         ]
@@ -54,6 +66,7 @@ class LlamaBench:
                     n_threads=int(row["n_threads"]),
                     tps=float(row["avg_ts"]),
                     samples=tuple(float(x) for x in row.get("samples_ts", [])),
+                    repack=bool(row.get("repack", True)),
                 )
             )
         return results

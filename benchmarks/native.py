@@ -11,6 +11,12 @@ OpenMP on, llamafile kernels on), and scikit-build-core builds Release.
 
 Everything lands in ``benchmarks/native/`` (git-ignored). ``status`` and
 ``path`` report what is there.
+
+On a CPU with AMX a second llama-bench is built, ``build-noamx``: the same
+instruction sets as this CPU but with llama.cpp's AMX kernels left out
+(``GGML_NATIVE=OFF`` and each AVX/AVX-512 option named), which is what
+llama.cpp does on a CPU without AMX. Figure 12 measures weight repacking on
+it, since with AMX compiled in a repacked model crashes on this CPU.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ import subprocess
 import sys
 import tarfile
 import time
+from collections.abc import Sequence
 from importlib import metadata
 from pathlib import Path
 
@@ -32,6 +39,15 @@ SDIST_DIR = NATIVE_DIR / "sdist"
 SRC_DIR = NATIVE_DIR / "src"
 BUILD_DIR = NATIVE_DIR / "build"
 STAMP = NATIVE_DIR / "build.json"
+NOAMX_DIR = NATIVE_DIR / "build-noamx"
+
+# /proc/cpuinfo flag -> the ggml option that compiles kernels for it.
+X86_OPTIONS = {
+    "sse4_2": "GGML_SSE42", "avx": "GGML_AVX", "avx2": "GGML_AVX2", "avx_vnni": "GGML_AVX_VNNI",
+    "fma": "GGML_FMA", "f16c": "GGML_F16C", "bmi2": "GGML_BMI2", "avx512f": "GGML_AVX512",
+    "avx512vbmi": "GGML_AVX512_VBMI", "avx512_vnni": "GGML_AVX512_VNNI",
+    "avx512_bf16": "GGML_AVX512_BF16",
+}  # fmt: skip
 
 PACKAGE = "llama-cpp-python"
 
@@ -68,9 +84,9 @@ def find_llama_bench() -> Path | None:
     return binary
 
 
-def build_info() -> dict[str, object] | None:
+def build_info(stamp: Path = STAMP) -> dict[str, object] | None:
     try:
-        data = json.loads(STAMP.read_text())
+        data = json.loads(stamp.read_text())
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) else None
@@ -128,33 +144,53 @@ def cmake_options() -> list[str]:
     return [*CMAKE_OPTIONS, *extra]
 
 
-def build(jobs: int = 2) -> Path:
+def noamx_options() -> list[str]:
+    """This CPU's instruction sets, one ggml option each, AMX left out."""
+    from workbench.engine.cpu import this_cpu
+
+    flags = this_cpu().flags
+    return ["-DGGML_NATIVE=OFF"] + [
+        f"-D{option}={'ON' if flag in flags else 'OFF'}" for flag, option in X86_OPTIONS.items()
+    ]
+
+
+def find_noamx_bench() -> Path | None:
+    """The llama-bench built without AMX kernels, if built for this version."""
+    binary = NOAMX_DIR / "bin" / "llama-bench"
+    info = build_info(NOAMX_DIR / "build.json")
+    if binary.is_file() and info is not None and info.get("version") == installed_version():
+        return binary
+    return None
+
+
+def build(jobs: int = 2, build_dir: Path = BUILD_DIR, extra: Sequence[str] = ()) -> Path:
     for tool in ("cmake",):
         if shutil.which(tool) is None:
             raise SystemExit(f"{tool} is needed to build llama-bench")
     version = installed_version()
-    existing = find_llama_bench()
-    if existing is not None:
-        print(f"llama-bench for {PACKAGE} {version} is already built: {existing}")
-        return existing
+    binary = build_dir / "bin" / "llama-bench"
+    stamp = STAMP if build_dir == BUILD_DIR else build_dir / "build.json"
+    info = build_info(stamp)
+    if binary.is_file() and info is not None and info.get("version") == version:
+        print(f"llama-bench for {PACKAGE} {version} is already built: {binary}")
+        return binary
     llama_dir = _extract_vendor(_sdist(version), version)
-    options = cmake_options()
+    options = [*cmake_options(), *extra]
     generator = ["-G", "Ninja"] if shutil.which("ninja") else []
     started = time.monotonic()
     print("Configuring: cmake " + " ".join(options), flush=True)
     subprocess.run(
-        ["cmake", "-S", str(llama_dir), "-B", str(BUILD_DIR), *generator, *options],
+        ["cmake", "-S", str(llama_dir), "-B", str(build_dir), *generator, *options],
         check=True,
     )
     print(f"Building llama-bench with -j{jobs} (several minutes on 2 cores)...", flush=True)
     subprocess.run(
-        ["cmake", "--build", str(BUILD_DIR), "--target", "llama-bench", f"-j{jobs}"],
+        ["cmake", "--build", str(build_dir), "--target", "llama-bench", f"-j{jobs}"],
         check=True,
     )
-    binary = bench_binary()
     if not binary.is_file():
         raise SystemExit(f"the build did not produce {binary}")
-    STAMP.write_text(
+    stamp.write_text(
         json.dumps(
             {
                 "version": version,
@@ -169,6 +205,16 @@ def build(jobs: int = 2) -> Path:
     return binary
 
 
+def build_all(jobs: int) -> None:
+    """The native llama-bench, and on a CPU with AMX the one without AMX kernels."""
+    from workbench.engine.cpu import this_cpu
+
+    build(jobs)
+    if this_cpu().amx:
+        print("This CPU has AMX: also building llama-bench without AMX kernels (figure 12)")
+        build(jobs, NOAMX_DIR, noamx_options())
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks.native", description=__doc__.splitlines()[0]
@@ -180,7 +226,7 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("path", help="print the llama-bench path (exit 1 if missing)")
     args = parser.parse_args(argv)
     if args.command == "build":
-        build(args.jobs)
+        build_all(args.jobs)
         return 0
     binary = find_llama_bench()
     if args.command == "path":

@@ -122,8 +122,14 @@ def throughput(session: Session, want_tg: bool, want_pp: bool) -> list[Figure]:
         out: Out = {}
         if native is None:
             return out
+        # The same weight repacking as ours (see workbench.engine.cpu).
+        repack = session.ours(model).runner.repack_choice().enabled
         results = native.run(
-            model.path, threads, n_prompt=PP if want_pp else 0, n_gen=TG if want_tg else 0
+            model.path,
+            threads,
+            n_prompt=PP if want_pp else 0,
+            n_gen=TG if want_tg else 0,
+            repack=(repack,),
         )
         for res in results:
             out[(res.test, "native")] = res.tps
