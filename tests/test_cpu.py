@@ -290,3 +290,24 @@ def test_config_shows_the_choice_in_effect() -> None:
     shown = _workbench("config", "show")
     assert "cpu_repack" in shown.stdout
     assert f"# In effect on this machine: {cpu.repack_for('auto').describe()}" in shown.stdout
+
+
+def test_doctor_says_when_llama_cpp_was_compiled_for_another_cpu(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from workbench.cli_doctor import _print
+
+    report = {
+        "cpu": {"name": "Some CPU", "cores": 2, "amx": [], "flags": ["avx2"], "key": "aaaa"},
+        "llama_cpp_python": "0.3.36",
+        "built_for": "bbbb",
+        "system_info": "",
+        "cpu_repack": {"setting": "auto", "on": True, "why": "no AMX"},
+        "models": [],
+    }
+    _print(report)
+    assert "compiled for ANOTHER CPU (key bbbb; this one is aaaa): run make setup" in (
+        capsys.readouterr().out
+    )
+    _print({**report, "built_for": "aaaa"})
+    assert "compiled for this CPU (key aaaa)" in capsys.readouterr().out

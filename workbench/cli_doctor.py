@@ -14,12 +14,15 @@ import argparse
 import json
 import sys
 from importlib import metadata
+from pathlib import Path
 from typing import Any
 
 from workbench.engine.config import Settings
 from workbench.engine.sanitize import clean
 
 PROMPT = "The sea is"
+# Written into the virtualenv by `make setup`: the CPU key of the build.
+BUILD_KEY_FILE = "llama-cpu-key"
 N_TOKENS = 8
 
 
@@ -101,6 +104,7 @@ def run_doctor(args: argparse.Namespace, settings: Settings) -> int:
             "key": cpu.key(),
         },
         "llama_cpp_python": _version("llama-cpp-python"),
+        "built_for": _built_for(),
         "system_info": next((r["system_info"] for r in rows if r.get("system_info")), ""),
         "cpu_repack": {
             "setting": settings.cpu_repack,
@@ -117,6 +121,14 @@ def run_doctor(args: argparse.Namespace, settings: Settings) -> int:
     return 0 if ok else 1
 
 
+def _built_for() -> str | None:
+    """The CPU key `make setup` compiled llama.cpp for, if it recorded one."""
+    try:
+        return (Path(sys.prefix) / BUILD_KEY_FILE).read_text().strip() or None
+    except OSError:
+        return None
+
+
 def _version(package: str) -> str:
     try:
         return metadata.version(package)
@@ -129,7 +141,16 @@ def _print(report: dict[str, Any]) -> None:
     amx = ", ".join(cpu["amx"]) if cpu["amx"] else "no"
     print(f"CPU          {clean(cpu['name'])} · {cpu['cores']} cores · AMX: {amx}")
     print(f"CPU features {' '.join(cpu['flags']) or '(none reported)'}")
-    print(f"llama.cpp    llama-cpp-python {report['llama_cpp_python']}")
+    built = report["built_for"]
+    if built is None:
+        where = ""
+    elif built == cpu["key"]:
+        where = f", compiled for this CPU (key {built})"
+    else:
+        where = (
+            f", compiled for ANOTHER CPU (key {built}; this one is {cpu['key']}): run make setup"
+        )
+    print(f"llama.cpp    llama-cpp-python {report['llama_cpp_python']}{where}")
     if report["system_info"]:
         print(f"             {clean(report['system_info'], max_len=400)}")
     rp = report["cpu_repack"]
