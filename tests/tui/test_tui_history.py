@@ -514,19 +514,16 @@ async def test_a_real_run_is_recorded_with_its_figures(default_model_paths: dict
 
 
 async def test_a_variant_panel_is_replaced_not_reused(build_app, drive):
-    variants = pytest.importorskip("workbench.tui.variants")
     from workbench.engine.protocol import Prompt
-    from workbench.tui.widgets.panel import ModelPanel
+    from workbench.tui.variants import PanelSpec, Variant
 
     with Store.open() as store:
         store.create_run(stored_run("plain", [stored_panel(0, "smollm2", "plain answer")]))
     app = build_app(models=["smollm2"])
     async with drive(app) as d:
-        first = app.panels[0]
-        await first.remove()
-        variant = variants.Variant("one-shot", Prompt("Q: 2+2\nA: 4\nQ: hi\nA:", "", "raw"))
-        await app.query_one("#panels").mount(ModelPanel("smollm2", number=1, variant=variant))
-        app._open(app.panels[0])
+        await app.row.remove_all_panels()
+        variant = Variant("one-shot", Prompt("Q: 2+2\nA: 4\nQ: hi\nA:", "", "raw"))
+        await app.row.add_specs([PanelSpec("smollm2", variant=variant)])
         await d.settle()
         await open_history(d)
         await d.press("enter")

@@ -36,7 +36,7 @@ def status(dialog: PullDialog) -> str:
 async def open_dialog(d: Any, hub: Any, rescan: Any = None) -> PullDialog:
     app = d.app
     dialog = PullDialog(hub=hub, rescan=rescan or app.rescan_catalog)
-    app.push_dialog(dialog, app._add_panel)
+    app.push_dialog(dialog, app.add_panel)
     await d.settle()
     return dialog
 

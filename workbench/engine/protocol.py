@@ -17,7 +17,7 @@ Mode = Literal["chat", "raw"]
 StopReason = Literal["eos", "max_tokens", "stop", "cancelled", "context"]
 
 STOP_LABELS: dict[str, str] = {
-    "eos": "eos",
+    "eos": "end of text",
     "max_tokens": "max tokens",
     "stop": "stop string",
     "cancelled": "cancelled",

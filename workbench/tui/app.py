@@ -13,8 +13,6 @@ from typing import Any, ClassVar
 from textual import work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import BindingType
-from textual.containers import HorizontalScroll
-from textual.geometry import Offset, Region
 from textual.screen import Screen
 from textual.widget import Widget
 from textual.widgets import Footer, Input, TextArea
@@ -22,8 +20,6 @@ from textual.worker import Worker, WorkerState
 
 from workbench.engine import protocol as p
 from workbench.engine.backends.base import Runner, RunnerError
-from workbench.engine.backends.remote import RemoteRunner
-from workbench.engine.backends.variant import VariantRunner
 from workbench.engine.catalog import Catalog, Entry, build_catalog
 from workbench.engine.compare import Comparison, Job
 from workbench.engine.config import Settings, load_settings
@@ -33,6 +29,7 @@ from workbench.engine.runners import make_runner
 from workbench.engine.sanitize import clean
 from workbench.tui import keys
 from workbench.tui.history import History
+from workbench.tui.panels import PanelRow, RunnerFactory
 from workbench.tui.runs import RunBridge
 from workbench.tui.screens.diff import DiffSide, diff_dialog
 from workbench.tui.screens.help import HelpScreen
@@ -40,10 +37,8 @@ from workbench.tui.screens.picker import ModelPicker
 from workbench.tui.screens.pull import PullDialog
 from workbench.tui.screens.settings import SHARED, PanelChoice, SettingsResult, SettingsScreen
 from workbench.tui.seeing import Seeing
-from workbench.tui.widgets.panel import ModelPanel
+from workbench.tui.widgets.panel import ModelPanel, PanelState
 from workbench.tui.widgets.prompt import PromptArea
-
-RunnerFactory = Callable[[str], Runner]
 
 # Seconds after the last keystroke before the prompt is counted again: long
 # enough to let a burst of typing pass, short beside the count itself (10-20
@@ -51,44 +46,6 @@ RunnerFactory = Callable[[str], Runner]
 COUNT_DELAY = 0.15
 # Actions that change panels or runs; off while a dialog is open.
 MAIN_SCREEN_ACTIONS = {k.action for k in keys.KEYS} - {"quit", "help"}
-
-
-class PanelRow(HorizontalScroll, can_focus=False):
-    """The panels side by side; scrolls sideways when they do not all fit.
-
-    Panels share the width equally while each gets at least
-    ``MIN_PANEL_WIDTH`` columns; past that as many as fit are shown, sized
-    to fill the row exactly, and the rest are a sideways scroll away.
-    Not focusable itself: Tab goes from panel to panel.
-    """
-
-    MIN_PANEL_WIDTH = 38
-
-    def on_resize(self) -> None:
-        self.fit_panels()
-
-    def scroll_to_region(self, region: Region, **kwargs: Any) -> Offset:
-        """Scroll whole panels into view: when focus moves into a panel, show
-        all of it, by the least distance, without centring. Panel widths
-        divide the row's width, so panels stay aligned with its edges."""
-        for panel in self.query_children(ModelPanel):
-            box = panel.virtual_region_with_margin
-            if box.x <= region.x < box.right:
-                region = Region(box.x, region.y, box.width, region.height)
-                break
-        kwargs.update(center=False, animate=False)
-        return super().scroll_to_region(region, **kwargs)
-
-    def fit_panels(self) -> None:
-        panels = list(self.query_children(ModelPanel))
-        width = self.size.width
-        if not panels or not width:
-            return
-        visible = max(1, min(len(panels), width // self.MIN_PANEL_WIDTH))
-        base, extra = divmod(width, visible)
-        for index, panel in enumerate(panels):
-            # Panels beyond the first screenful repeat the pattern of widths.
-            panel.styles.width = base + (1 if index % visible < extra else 0)
 
 
 class WorkbenchApp(App[None]):
@@ -122,21 +79,23 @@ class WorkbenchApp(App[None]):
         self._catalog_lock = threading.Lock()
         self._factory = runner_factory or self._make_runner
         self.history = History(self)
-        self._runners: list[Runner] = []
         self._comparison: Comparison | None = None
         self._run_worker: Worker[None] | None = None
         self._run_panels: list[ModelPanel] = []
         self._run_seq = 0
-        self._last_panel: ModelPanel | None = None
         self.seeing = Seeing(self)
 
     # -- layout -----------------------------------------------------------------
 
     def compose(self) -> ComposeResult:
         yield PromptArea(self.initial_prompt, id="prompt-area")
-        with PanelRow(id="panels"):
-            for number, ref in enumerate(self.model_refs, 1):
-                yield ModelPanel(ref, number=number)
+        yield PanelRow(
+            self.model_refs,
+            factory=self._factory,
+            params_for=self.params_for,
+            leaving=self._cancel_panel,
+            id="panels",
+        )
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
@@ -151,11 +110,11 @@ class WorkbenchApp(App[None]):
         self.history.open()
         for panel in self.panels:
             panel.set_params(self.params_for(panel))
-            self._open(panel)
+            self.row.open(panel)
         if not self.panels:
             self.notify("No model panels: Ctrl+N adds one", timeout=8)
         else:
-            self._set_current(self.panels[0])
+            self.row.set_current(self.panels[0])
         self.watch(self.screen, "focused", self._focus_changed)
         self.prompt_area.editor.focus()
         self.apply_cursor_blink(self.screen)
@@ -182,8 +141,13 @@ class WorkbenchApp(App[None]):
         return self.query_one(PromptArea)
 
     @property
+    def row(self) -> PanelRow:
+        """The panels and their runners' one owner."""
+        return self.query_one(PanelRow)
+
+    @property
     def panels(self) -> list[ModelPanel]:
-        return list(self.query(ModelPanel))
+        return self.row.panels
 
     @property
     def focused_panel(self) -> ModelPanel | None:
@@ -198,23 +162,16 @@ class WorkbenchApp(App[None]):
     @property
     def current_panel(self) -> ModelPanel | None:
         """The focused panel, else the one last focused, else the first."""
-        panel = self.focused_panel
+        panel = self.focused_panel or self.row.last_current
         if panel is not None:
             return panel
-        if self._last_panel is not None and self._last_panel.is_attached:
-            return self._last_panel
         panels = self.panels
         return panels[0] if panels else None
 
     def _focus_changed(self, focused: Widget | None) -> None:
         panel = self.focused_panel
         if panel is not None:
-            self._set_current(panel)
-
-    def _set_current(self, panel: ModelPanel) -> None:
-        self._last_panel = panel
-        for other in self.panels:
-            other.current = other is panel
+            self.row.set_current(panel)
 
     def params_for(self, panel: ModelPanel) -> GenParams:
         try:
@@ -247,66 +204,14 @@ class WorkbenchApp(App[None]):
             raise RunnerError(f"cannot use {entry.path.name}: {entry.error}")
         return runner
 
-    def _open(self, panel: ModelPanel) -> None:
-        """Make the panel's runner in a thread (reading the catalog takes a moment)."""
-        factory, ref, variant = self._factory, panel.ref, panel.variant
-
-        def connect(runner: RemoteRunner) -> None:
-            # Ask the server which model it serves and its context size, so
-            # the panel opens with them; a server that cannot be reached fails
-            # the panel with the reason.
-            try:
-                runner.connect()
-            except BaseException:
-                runner.close()
-                raise
-
-        def open_runner() -> None:
-            try:
-                runner = factory(ref)
-                if isinstance(runner, RemoteRunner):
-                    connect(runner)
-                if variant is not None:  # a sweep value or a template variant
-                    runner = VariantRunner(runner, variant.label, variant.prompt)
-            except KeyError as exc:
-                message = str(exc.args[0]) if exc.args else f"no model {ref!r}"
-            except Exception as exc:  # any failure belongs in the panel, not a traceback
-                message = str(exc) or type(exc).__name__
-            else:
-                panel.post_message(ModelPanel.RunnerOpened(panel, runner))
-                return
-            panel.post_message(ModelPanel.RunnerFailed(panel, clean(message, max_len=600)))
-
-        self.run_worker(open_runner, name=f"open {ref}", group="open", thread=True,
-                        exit_on_error=False)  # fmt: skip
-
-    def on_model_panel_runner_opened(self, message: ModelPanel.RunnerOpened) -> None:
+    def on_model_panel_state_changed(self, message: ModelPanel.StateChanged) -> None:
+        """The one place a panel's change of state is handed on."""
         panel = message.panel
-        if not panel.is_attached:  # removed while opening
-            self._close_runners([message.runner])
-            return
-        self._runners.append(message.runner)
-        panel.set_params(self.params_for(panel))
-        self.seeing.panel_opened(panel)
-        panel.request_count(self.prompt_area.prompt)
-
-    def _close_runners(self, runners: list[Runner]) -> Worker[None] | None:
-        """Close runners (ending their worker processes) in a thread."""
-        for runner in runners:
-            if runner in self._runners:
-                self._runners.remove(runner)
-        if not runners:
-            return None
-
-        def close_all() -> None:
-            threads = [threading.Thread(target=r.close, daemon=True) for r in runners]
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join()
-
-        return self.run_worker(close_all, name="close models", group="close", thread=True,
-                               exit_on_error=False)  # fmt: skip
+        if message.old == PanelState.OPENING and panel.runner is not None:
+            panel.output.shading = self.seeing.shading
+            panel.request_count(self.prompt_area.prompt)
+        self.history.state_changed(panel, message.new)
+        self.seeing.state_changed(panel)
 
     # -- counting ---------------------------------------------------------------
 
@@ -347,7 +252,7 @@ class WorkbenchApp(App[None]):
             self.notify("Type a prompt first.", severity="warning")
             return
         panels = [panel for panel in candidates if panel.runner is not None]
-        waiting = [panel for panel in self.panels if panel.state == "opening"]
+        waiting = [panel for panel in self.panels if panel.state == PanelState.OPENING]
         if waiting:
             names = ", ".join(str(panel.number) for panel in waiting)
             self.notify(f"Panel {names} still opening its model: not run.", severity="warning")
@@ -436,18 +341,14 @@ class WorkbenchApp(App[None]):
         if entries is None:
             return
         picker = ModelPicker(entries, title="Add a panel", servers=self.settings.servers)
-        self.push_dialog(picker, self._add_panel)
+        self.push_dialog(picker, self.add_panel)
 
-    def _add_panel(self, ref: str | None) -> None:
+    async def add_panel(self, ref: str | None) -> None:
+        """A new panel for ``ref`` (a picker's answer: None adds nothing), made current."""
         if not ref:
             return
-        panel = ModelPanel(ref, number=len(self.panels) + 1)
-        panel.set_params(self.params_for(panel))
-        row = self.query_one(PanelRow)
-        row.mount(panel)
-        row.call_after_refresh(row.fit_panels)
-        self._open(panel)
-        self._set_current(panel)
+        panel = await self.row.add_panel(ref)
+        self.row.set_current(panel)
         self.call_after_refresh(panel.output.focus)
 
     async def action_change_model(self) -> None:
@@ -463,19 +364,8 @@ class WorkbenchApp(App[None]):
         self.push_dialog(picker, partial(self._change_model, panel))
 
     def _change_model(self, panel: ModelPanel, ref: str | None) -> None:
-        if not ref or not panel.is_attached:
-            return
-        self._cancel_panel(panel)
-        old = panel.runner
-        panel.forget_counts()
-        panel.ref = ref
-        panel.runner = None
-        panel.open_error = None
-        panel.state = "opening"
-        panel.refresh_display()
-        if old is not None:
-            self._close_runners([old])
-        self._open(panel)
+        if ref:
+            self.row.replace_model(panel, ref)
 
     def _cancel_panel(self, panel: ModelPanel) -> None:
         if self._comparison is not None and panel in self._run_panels:
@@ -486,23 +376,15 @@ class WorkbenchApp(App[None]):
         if panel is None:
             self.notify("No panel to remove.", severity="warning")
             return
-        self._cancel_panel(panel)
-        runner, panel.runner = panel.runner, None
-        panels = self.panels
-        index = panels.index(panel)
-        await panel.remove()
-        if runner is not None:
-            self._close_runners([runner])
+        index = self.panels.index(panel)
+        await self.row.remove_panel(panel)
         rest = self.panels
-        self.query_one(PanelRow).fit_panels()
-        for number, other in enumerate(rest, 1):
-            other.set_number(number)
         if rest:
             neighbour = rest[min(index, len(rest) - 1)]
-            self._set_current(neighbour)
+            self.row.set_current(neighbour)
             neighbour.output.focus()
         else:
-            self._last_panel = None
+            self.row.set_current(None)
             self.prompt_area.editor.focus()
         self.notify(f"Removed panel {index + 1} ({panel.title})", timeout=3)
 
@@ -568,7 +450,7 @@ class WorkbenchApp(App[None]):
         self.push_dialog(screen, None)
 
     def action_pull(self) -> None:
-        self.push_dialog(PullDialog(rescan=self.rescan_catalog), self._add_panel)
+        self.push_dialog(PullDialog(rescan=self.rescan_catalog), self.add_panel)
 
     # -- seeing inside: tokens, probabilities, templates, sweeps (seeing.py) -------
 
@@ -602,24 +484,13 @@ class WorkbenchApp(App[None]):
         if self._comparison is not None:
             self._comparison.cancel()
             await self.history.quit(self._comparison.results)
-        runners = list(self._runners)
-        for panel in self.panels:
-            if panel.runner is not None and panel.runner not in runners:
-                runners.append(panel.runner)
-        worker = self._close_runners(runners)
-        if worker is not None:
-            await worker.wait()
+        await self.row.close_all()
 
     def on_unmount(self) -> None:
-        # A safety net for exits that did not go through action_quit.
+        # A safety net for exits that did not go through action_quit (the
+        # panel row closes what is left of its runners as it goes).
         if self._comparison is not None:
             self._comparison.cancel()
-        runners, self._runners = self._runners, []
-        threads = [threading.Thread(target=r.close, daemon=True) for r in runners]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(timeout=5)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action in MAIN_SCREEN_ACTIONS and self.screen is not self.screen_stack[0]:

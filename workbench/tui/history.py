@@ -28,22 +28,18 @@ from workbench.engine.export import format_time, to_markdown
 from workbench.engine.params import FIELDS, GenParams, ParamError, coerce, from_mapping
 from workbench.engine.recorder import Recorder
 from workbench.engine.sanitize import clean
-from workbench.engine.store import ModelRecord, Panel, PanelState, Run, Store, StoreError
+from workbench.engine.store import ModelRecord, Panel, Run, Store, StoreError
+from workbench.engine.store import PanelState as StoredState
 from workbench.engine.store import open_store_or_none as open_store
 from workbench.tui.screens.history import HistoryScreen
-from workbench.tui.widgets.panel import ModelPanel
+from workbench.tui.widgets.panel import ModelPanel, PanelState
 
 if TYPE_CHECKING:
-    from workbench.tui.app import WorkbenchApp
+    from workbench.tui.host import Host
 
 # How a stored panel's end shows in a panel. A run the app never finished
 # (it was killed) shows as cancelled, with a note saying so.
-PANEL_STATES: dict[str, str] = {
-    "done": "done",
-    "cancelled": "cancelled",
-    "error": "error",
-    "refused": "refused",
-}
+ENDS = (PanelState.DONE, PanelState.CANCELLED, PanelState.ERROR, PanelState.REFUSED)
 # Where an exported report goes: the current directory, this name.
 EXPORT_NAME = "workbench-run-{id}.md"
 # How long a run started right after launch waits for the store to open
@@ -113,7 +109,7 @@ class _Shown:
     stored: Panel
 
 
-def notify_from_thread(app: WorkbenchApp, message: str, **kwargs: Any) -> None:
+def notify_from_thread(app: Host, message: str, **kwargs: Any) -> None:
     """``notify`` from any thread; does nothing once the app has stopped."""
     if not app.is_running:
         return
@@ -131,7 +127,7 @@ class History:
     without a store does nothing).
     """
 
-    def __init__(self, app: WorkbenchApp) -> None:
+    def __init__(self, app: Host) -> None:
         self.app = app
         self.store: Store | None = None
         self.opened = False
@@ -139,9 +135,8 @@ class History:
         self.off_reason: str | None = None
         self._recorder: Recorder | None = None  # the app's latest run
         self._restored: int | None = None  # a run brought back from the history
-        self._unfinished: PanelState = "interrupted"
+        self._unfinished: StoredState = "interrupted"
         self._waiting: dict[ModelPanel, _Shown] = {}
-        self._watched: set[str] = set()
 
     # -- the store --------------------------------------------------------------
 
@@ -276,61 +271,49 @@ class History:
 
         # Panels on screen are kept where they can be: one already running the
         # same model keeps its loaded model; others open the run's model.
-        panels = app.panels
-        row = app.query_one("#panels")
+        row = app.row
+        panels = row.panels
         for index, (stored, ref) in enumerate(zip(run.panels, refs, strict=True)):
             old = panels[index] if index < len(panels) else None
             # A sweep's or a template's panel (seeing.py) has a label and maybe
             # a prompt of its own: the run's panel replaces it.
-            if old is not None and getattr(old, "variant", None) is None:
+            if old is not None and old.variant is None:
                 panel = old
                 if panel.runner is None or panel.runner.id != stored.model.id:
-                    app._change_model(panel, ref)
+                    row.replace_model(panel, ref)
             else:
-                panel = ModelPanel(ref, number=index + 1)
-                await row.mount(panel, before=old)
+                panel = await row.add_panel(ref, before=old)
                 if old is not None:
-                    await self._remove(old)
-                app._open(panel)
+                    await row.remove_panel(old)
             panel.overrides = overrides_from(stored.overrides)
             panel.set_params(app.params_for(panel))
             self._show(panel, _Shown(run, stored))
         for panel in panels[len(run.panels) :]:
-            await self._remove(panel)
-        fit = getattr(row, "fit_panels", None)
-        if fit is not None:
-            row.call_after_refresh(fit)
-        if app.panels:
-            app._set_current(app.panels[0])
+            await row.remove_panel(panel)
+        row.fit_panels()
+        if row.panels:
+            row.set_current(row.panels[0])
         area.editor.focus()
         self._recorder = None
         self._restored = run.id
         app.notify(f"Run {run.id} is back: Ctrl+R runs it again.", timeout=4)
 
-    async def _remove(self, panel: ModelPanel) -> None:
-        runner, panel.runner = panel.runner, None
-        await panel.remove()
-        if runner is not None:
-            self.app._close_runners([runner])
-
     def _show(self, panel: ModelPanel, shown: _Shown) -> None:
         """Show the stored result now, or once the panel's model has opened
         (opening ends in "idle" or "error", which would replace it)."""
-        if panel.key not in self._watched:
-            self._watched.add(panel.key)
-            self.app.watch(panel, "state", partial(self._state_changed, panel), init=False)
-        if panel.state == "opening":
+        if panel.state == PanelState.OPENING:
             self._waiting[panel] = shown
         else:
             self._waiting.pop(panel, None)
             show_stored(panel, shown.run, shown.stored)
 
-    def _state_changed(self, panel: ModelPanel, state: str) -> None:
+    def state_changed(self, panel: ModelPanel, state: PanelState) -> None:
+        """A panel's state changed to ``state`` (the app hands on every change)."""
         if panel not in self._waiting:
-            if state in ("opening", "loading"):  # another model, or a new run
+            if state in (PanelState.OPENING, PanelState.LOADING):  # another model, a new run
                 panel.border_subtitle = ""
             return
-        if state != "opening":
+        if state != PanelState.OPENING:
             shown = self._waiting.pop(panel)
             show_stored(panel, shown.run, shown.stored)
 
@@ -389,11 +372,11 @@ def show_stored(panel: ModelPanel, run: Run, stored: Panel) -> None:
     panel.n_generated = stored.stats.completion_tokens if stored.stats else 0
     panel.border_subtitle = f"run {run.id} · from history"
     notes = []
-    if stored.state not in PANEL_STATES:
+    if stored.state not in ENDS:
         notes.append(f"{stored.state}: the run never finished")
     notes += [clean(note, max_len=300) for note in stored.notes]
     panel.notes = notes
     if panel.state != "error" or panel.runner is not None:
         panel.message = clean(stored.error or "", max_len=600)
-        panel.state = PANEL_STATES.get(stored.state, "cancelled")
+        panel.state = PanelState(stored.state) if stored.state in ENDS else PanelState.CANCELLED
     panel.refresh_display()

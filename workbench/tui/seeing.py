@@ -21,17 +21,17 @@ from workbench.tui.screens.sweep import SweepResult, SweepScreen
 from workbench.tui.screens.templates import TemplateResult, TemplatesScreen
 from workbench.tui.screens.tokens import TokenSource, TokenViewScreen
 from workbench.tui.variants import PanelSpec, sweep_specs, template_specs
-from workbench.tui.widgets.panel import ModelPanel
+from workbench.tui.widgets.panel import ModelPanel, PanelState
 from workbench.tui.widgets.prompt import ModeSwitch, PromptArea
 
 if TYPE_CHECKING:
-    from workbench.tui.app import WorkbenchApp
+    from workbench.tui.host import Host
 
 
 class Seeing:
     """The token view, shading, templates and sweeps of one app."""
 
-    def __init__(self, app: WorkbenchApp) -> None:
+    def __init__(self, app: Host) -> None:
         self.app = app
         self.shading = False
         # Panels made by "run variants" that must open before the run starts.
@@ -88,64 +88,40 @@ class Seeing:
             return
         panel.output.focus()
 
-    def panel_opened(self, panel: ModelPanel) -> None:
-        """A panel's runner is ready (the app has taken it): new panels take
-        the shading setting, and a run waiting for the panel may start."""
-        panel.output.shading = self.shading
-        self._run_if_open()
+    def state_changed(self, panel: ModelPanel) -> None:
+        """A panel's state changed (the app hands on every change): a run
+        waiting for its panels to open may start."""
+        if self._run_after_open and panel.key in self._run_after_open:
+            self._run_if_open()
 
     # -- panels for variants ----------------------------------------------------------
 
     async def place_panels(self, specs: Sequence[PanelSpec], replace: bool) -> list[ModelPanel]:
         """Make a panel for each spec, after the current ones or instead of them."""
-        from workbench.tui.app import PanelRow
-
         app = self.app
         if app.running:
             app.notify("A run is in progress: Esc cancels it; then try again.", severity="warning")
             return []
-        row = app.query_one(PanelRow)
+        row = app.row
         if replace:
-            old = app.panels
-            runners = [panel.runner for panel in old if panel.runner is not None]
-            for panel in old:
-                panel.runner = None
-            await row.remove_children(ModelPanel)
-            app._close_runners(runners)
-        first = len(app.panels) + 1
-        new = []
-        for number, spec in enumerate(specs, first):
-            panel = ModelPanel(spec.ref, number=number, variant=spec.variant)
-            panel.overrides = dict(spec.overrides)
-            panel.set_params(app.params_for(panel))
-            new.append(panel)
-        await row.mount_all(new)
-        row.call_after_refresh(row.fit_panels)
+            await row.remove_all_panels()
+        new = await row.add_specs(specs)
         for panel in new:
             panel.output.shading = self.shading
-            app._open(panel)
         if new:
-            app._set_current(new[0])
+            row.set_current(new[0])
             app.call_after_refresh(new[0].output.focus)
         return new
 
     def run_when_open(self, panels: Sequence[ModelPanel]) -> None:
         """Run every panel once these have opened their models (or failed to)."""
         self._run_after_open = {panel.key for panel in panels}
-        for panel in panels:
-            self.app.watch(panel, "state", self._state_changed, init=False)
         self._run_if_open()
-
-    def _state_changed(self, state: str) -> None:
-        # Opened panels report through panel_opened, once the app has their
-        # runner; a panel whose model failed to open only changes state.
-        if state == "error":
-            self.app.call_later(self._run_if_open)
 
     def _run_if_open(self) -> None:
         waiting = self._run_after_open
         if waiting and not any(
-            panel.key in waiting and panel.state == "opening" for panel in self.app.panels
+            panel.key in waiting and panel.state == PanelState.OPENING for panel in self.app.panels
         ):
             waiting.clear()
             self.app.action_run()

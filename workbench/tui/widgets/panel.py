@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any, ClassVar
 
 from rich.text import Text
@@ -17,22 +18,30 @@ from workbench.engine import protocol as p
 from workbench.engine.backends.base import Runner, RunnerError
 from workbench.engine.backends.variant import VariantRunner
 from workbench.engine.params import GenParams
+from workbench.engine.protocol import STOP_LABELS
 from workbench.engine.sanitize import clean
 from workbench.tui.variants import Variant
 from workbench.tui.widgets.meter import TokenMeter
 from workbench.tui.widgets.probabilities import TokenCompletionView, TokenInfo
 
-STOP_LABELS = {
-    "eos": "end of text",
-    "max_tokens": "max tokens",
-    "stop": "stop string",
-    "cancelled": "cancelled",
-    "context": "context full",
-}
 
-# States a panel can be in; the running ones can be cancelled.
-RUNNING = ("loading", "reading prompt", "generating")
-STATES = ("opening", "idle", *RUNNING, "done", "cancelled", "error", "refused")
+class PanelState(StrEnum):
+    """A panel's one state: its model opening, then idle or failed, then
+    each run's steps and end. Compares equal to its text ("done")."""
+
+    OPENING = "opening"
+    IDLE = "idle"
+    LOADING = "loading"
+    READING = "reading prompt"
+    GENERATING = "generating"
+    DONE = "done"
+    CANCELLED = "cancelled"
+    ERROR = "error"
+    REFUSED = "refused"
+
+
+# The running states: these can be cancelled.
+RUNNING = (PanelState.LOADING, PanelState.READING, PanelState.GENERATING)
 
 
 def _line(text: str) -> str:
@@ -78,11 +87,26 @@ class ModelPanel(Vertical):
     # -- messages ---------------------------------------------------------------
 
     @dataclass
+    class StateChanged(Message):
+        """The panel's state changed: the one message for its whole life
+        (opened, failed, each run's steps and end)."""
+
+        panel: ModelPanel
+        old: PanelState
+        new: PanelState
+
+        @property
+        def control(self) -> ModelPanel:
+            return self.panel
+
+    @dataclass
     class RunnerOpened(Message):
-        """The panel's runner was made (the model itself loads later)."""
+        """The panel's runner was made (the model itself loads later); for
+        the panel row, which attaches it."""
 
         panel: ModelPanel
         runner: Runner
+        seq: int = 0
 
         @property
         def control(self) -> ModelPanel:
@@ -90,10 +114,12 @@ class ModelPanel(Vertical):
 
     @dataclass
     class RunnerFailed(Message):
-        """The runner could not be made (unknown model id, unreadable file)."""
+        """The runner could not be made (unknown model id, unreadable file);
+        for the panel row."""
 
         panel: ModelPanel
         message: str
+        seq: int = 0
 
         @property
         def control(self) -> ModelPanel:
@@ -160,7 +186,7 @@ class ModelPanel(Vertical):
 
     # -- state ------------------------------------------------------------------
 
-    state: reactive[str] = reactive("opening")
+    state: reactive[PanelState] = reactive(PanelState.OPENING)
     current: reactive[bool] = reactive(False)
 
     _instances: ClassVar[int] = 0
@@ -243,11 +269,16 @@ class ModelPanel(Vertical):
         """How settings and messages name this panel."""
         return f"{self.number} · {self.title}"
 
-    def watch_state(self, old: str, new: str) -> None:
+    def validate_state(self, state: str) -> PanelState:
+        return PanelState(state)
+
+    def watch_state(self, old: PanelState, new: PanelState) -> None:
         self.remove_class(f"-{old.replace(' ', '-')}")
         self.add_class(f"-{new.replace(' ', '-')}")
         if self.is_mounted:
             self._refresh_status()
+        if old != new:  # not the first call, as the panel mounts
+            self.post_message(self.StateChanged(self, old, new))
 
     def watch_current(self, current: bool) -> None:
         self.set_class(current, "-current")
@@ -258,29 +289,33 @@ class ModelPanel(Vertical):
 
     # -- the runner -------------------------------------------------------------
 
-    def on_model_panel_runner_opened(self, message: RunnerOpened) -> None:
-        if message.panel is not self:
-            return
-        self.runner = message.runner
+    def attach(self, runner: Runner) -> None:
+        """The panel row made this panel's runner: the panel is ready."""
+        self.runner = runner
         self.open_error = None
-        self.state = "idle"
         self._counted_once = False
         self._meter.status = ""
-        self._refresh_title()
-        self._refresh_header()
-        self._refresh_status()
+        self.state = PanelState.IDLE
+        self.refresh_display()
 
-    def on_model_panel_runner_failed(self, message: RunnerFailed) -> None:
-        if message.panel is not self:
-            return
+    def fail(self, message: str) -> None:
+        """The panel row could not make a runner for this panel."""
         self.runner = None
-        self.open_error = message.message
-        self.message = message.message
-        self.state = "error"
+        self.open_error = message
+        self.message = message
         self._meter.status = "no model"
-        self._refresh_title()
-        self._refresh_header()
-        self._refresh_status()
+        self.state = PanelState.ERROR
+        self.refresh_display()
+
+    def detach(self) -> Runner | None:
+        """The model is about to change: forget the runner (returned, for
+        the panel row to close) and show the panel opening again."""
+        runner, self.runner = self.runner, None
+        self.forget_counts()
+        self.open_error = None
+        self.state = PanelState.OPENING
+        self.refresh_display()
+        return runner
 
     def set_params(self, params: GenParams) -> None:
         """The effective settings for this panel changed (shared or override)."""
@@ -365,7 +400,7 @@ class ModelPanel(Vertical):
             self._meter.status = "cannot count"
             if not self.running:
                 self.message = message.error
-                self.state = "error"
+                self.state = PanelState.ERROR
                 self._refresh_status()
         elif wanted is None or wanted == message.request:
             self._last_counted = message.request
@@ -399,12 +434,12 @@ class ModelPanel(Vertical):
         self.stats = None
         self.n_generated = 0
         self._output.clear()
-        self.state = "loading"
+        self.state = PanelState.LOADING
 
     def fail_run(self, message: str) -> None:
         """The run could not start for this panel at all."""
         self.message = message
-        self.state = "error"
+        self.state = PanelState.ERROR
 
     def on_model_panel_model_loaded(self, message: ModelLoaded) -> None:
         message.stop()
@@ -423,7 +458,7 @@ class ModelPanel(Vertical):
             return
         if message.note:
             self.notes.append(_line(message.note))
-        self.state = "reading prompt"
+        self.state = PanelState.READING
 
     def on_model_panel_tokens_arrived(self, message: TokensArrived) -> None:
         message.stop()
@@ -432,7 +467,7 @@ class ModelPanel(Vertical):
         self.n_generated += message.n_tokens
         self._output.append(message.text, tokens=message.tokens)
         if self.state in ("loading", "reading prompt"):
-            self.state = "generating"
+            self.state = PanelState.GENERATING
         else:
             # Only the one-line state widget changes while tokens stream:
             # nothing else is redrawn and nothing is laid out again.
@@ -444,14 +479,14 @@ class ModelPanel(Vertical):
             return
         self.stop_reason = message.stop_reason
         self.stats = message.stats
-        self.state = "cancelled" if message.stop_reason == "cancelled" else "done"
+        self.state = PanelState.CANCELLED if message.stop_reason == "cancelled" else PanelState.DONE
 
     def on_model_panel_run_failed(self, message: RunFailed) -> None:
         message.stop()
         if message.run != self.run_id:
             return
         self.message = message.message
-        self.state = "refused" if message.kind == "refused" else "error"
+        self.state = PanelState.REFUSED if message.kind == "refused" else PanelState.ERROR
 
     def on_model_panel_run_ended(self, message: RunEnded) -> None:
         message.stop()
@@ -459,7 +494,7 @@ class ModelPanel(Vertical):
             return
         if self.running:  # the comparison never reported on this panel
             self.message = "the run ended without a result"
-            self.state = "error"
+            self.state = PanelState.ERROR
         self._run_params = None
         wanted = self._count_wanted
         if (
