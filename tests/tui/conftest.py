@@ -2,14 +2,28 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from tui_support import Driver, Factory, fake_catalog  # type: ignore[import-not-found]
+from tui_support import NOTICES, Driver, Factory, fake_catalog  # type: ignore[import-not-found]
 
 from workbench.engine.config import Settings
 from workbench.tui.app import WorkbenchApp, make_app
+
+
+@pytest.fixture(autouse=True)
+def record_notices(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Keep what every app notifies, for ``tui_support.notices``."""
+    original = WorkbenchApp.notify
+
+    def notify(self: WorkbenchApp, message: str, **kwargs: Any) -> None:
+        NOTICES.setdefault(id(self), []).append(str(message))
+        original(self, message, **kwargs)
+
+    monkeypatch.setattr(WorkbenchApp, "notify", notify)
+    yield
+    NOTICES.clear()
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ import pytest
 from rich.console import Console
 from textual.command import CommandPalette
 from textual.widgets import Input, OptionList, TextArea
-from tui_support import Factory, TokenGate  # type: ignore[import-not-found]
+from tui_support import Factory, TokenGate, notices  # type: ignore[import-not-found]
 
 from workbench.engine.backends.scripted import ScriptedRunner
 from workbench.engine.tokens import REFERENCE_LABEL
@@ -420,7 +420,7 @@ async def test_settings_warnings_are_shown(build_app, drive):
     settings = Settings(scan_hf_cache=False, warnings=["settings.toml: threads must be a number"])
     app = build_app(settings=settings)
     async with drive(app) as d:
-        assert any("threads must be a number" in str(n.message) for n in app._notifications)
+        assert any("threads must be a number" in m for m in notices(app))
         await d.settle()
 
 
@@ -491,7 +491,7 @@ async def test_a_failing_worker_is_reported_and_the_app_carries_on(build_app, dr
 
         app.run_worker(broken, name="export", thread=True, exit_on_error=False)
         await d.settle()
-        messages = [str(n.message) for n in app._notifications]
+        messages = notices(app)
         assert any("export: ValueError: disk on fire" in m for m in messages), messages
         await d.press("ctrl+r")
         await d.settle()

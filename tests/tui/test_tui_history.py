@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from history_support import seed_two_runs, stored_panel, stored_run  # type: ignore[import-not-found]
 from textual.widgets import Input, OptionList, TextArea
-from tui_support import REPLIES, Driver, Factory, TokenGate  # type: ignore[import-not-found]
+from tui_support import REPLIES, Driver, Factory, TokenGate, notices  # type: ignore[import-not-found]
 
 from workbench.engine.config import Settings
 from workbench.engine.params import GenParams
@@ -22,7 +22,7 @@ from workbench.tui.screens.history import HistoryScreen
 
 
 def messages(app: Any) -> list[str]:
-    return [str(n.message) for n in app._notifications]
+    return notices(app)
 
 
 async def open_history(d: Any, *, settle: bool = True) -> HistoryScreen:
@@ -482,7 +482,6 @@ async def test_new_keys_are_in_the_palette_and_help(build_app, drive):
 
 @pytest.mark.slow
 async def test_a_real_run_is_recorded_with_its_figures(default_model_paths: dict[str, Path]):
-    pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed")
     settings = Settings(
         scan_hf_cache=False,
         max_default_ctx=2048,

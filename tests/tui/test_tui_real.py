@@ -17,8 +17,6 @@ from workbench.tui.app import WorkbenchApp, make_app
 
 pytestmark = pytest.mark.slow
 
-pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed")
-
 
 def real_app(models: list[str], prompt: str = "") -> WorkbenchApp:
     settings = Settings(

@@ -9,7 +9,7 @@ from typing import Any
 
 from rich.text import Text
 from textual.widgets import Button, Checkbox, Input, OptionList, Select, TextArea
-from tui_support import Factory  # type: ignore[import-not-found]
+from tui_support import Factory, notices  # type: ignore[import-not-found]
 
 from workbench.engine import protocol as p
 from workbench.engine import templates as t
@@ -290,13 +290,13 @@ async def test_a_run_without_probabilities_shows_nothing_extra(build_app, drive)
             assert panel.output.tokens == [] and not panel.output.has_probabilities
         await d.press("f7")
         await d.settle()
-        assert any("no run has probabilities yet" in str(n.message) for n in app._notifications)
+        assert any("no run has probabilities yet" in m for m in notices(app))
         for panel in app.panels:
             assert panel.query_one(".panel-token-info").display is False
             assert not any(u or r for _, u, r in line_styles(panel.output))
         await d.press("ctrl+l")
         await d.settle()
-        assert any("has no probabilities" in str(n.message) for n in app._notifications)
+        assert any("has no probabilities" in m for m in notices(app))
         await d.press("right", "left")
         assert app.panels[0].output.cursor is None
 

@@ -14,8 +14,6 @@ from workbench.tui.screens.tokens import TokenViewScreen
 
 pytestmark = pytest.mark.slow
 
-pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed")
-
 # Digits, an accent and a contraction: the two tokenizers cut these differently,
 # and SmolLM2's chat template adds a system turn that Gemma (a base model) has not.
 TEXT = "The café's naïve owner counted 12345 tokens."

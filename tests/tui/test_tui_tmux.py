@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import select
 import shutil
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -20,18 +22,28 @@ WIDTH, HEIGHT = 80, 24
 BORDERS = "│┃"
 
 
-def _pause(seconds: float) -> None:
-    # The app runs in another process: between two looks at its screen there
-    # is nothing in this process to wait on.
-    threading.Event().wait(seconds)
-
-
 class Tmux:
-    """One tmux server of our own (its own socket), holding one session."""
+    """One tmux server of our own (its own socket), holding one session.
 
-    def __init__(self) -> None:
+    Everything the app writes to its terminal is copied into a FIFO
+    (``pipe-pane``), so a test waits for the app to draw something rather
+    than for a stretch of time.
+    """
+
+    def __init__(self, folder: Path) -> None:
         self.socket = f"workbench-test-{uuid.uuid4().hex[:8]}"
         self.session = "app"
+        self.fifo = folder / "pane.fifo"
+        os.mkfifo(self.fifo)
+        # Opened read-write so it never reads as closed before tmux opens it.
+        self._drawn = os.open(self.fifo, os.O_RDWR | os.O_NONBLOCK)
+
+    def drawn(self, timeout: float) -> None:
+        """Return once the app has written to its terminal (or after ``timeout``)."""
+        ready, _, _ = select.select([self._drawn], [], [], timeout)
+        if ready:
+            with contextlib.suppress(BlockingIOError):
+                os.read(self._drawn, 1 << 16)
 
     def run(self, *args: str) -> str:
         result = subprocess.run(
@@ -42,6 +54,7 @@ class Tmux:
     def start(self, command: str) -> None:
         self.run("new-session", "-d", "-s", self.session, "-x", str(WIDTH), "-y", str(HEIGHT),
                  command)  # fmt: skip
+        self.run("pipe-pane", "-o", "-t", self.session, f"cat > {self.fifo}")
 
     def keys(self, *keys: str, literal: bool = False) -> None:
         self.run("send-keys", "-t", self.session, *(["-l"] if literal else []), *keys)
@@ -52,9 +65,6 @@ class Tmux:
     def pane_pid(self) -> int:
         return int(self.run("display-message", "-p", "-t", self.session, "#{pane_pid}").strip())
 
-    def alive(self) -> bool:
-        return bool(self.run("list-sessions").strip())
-
     def wait_for(self, condition: Callable[[str], bool], what: str, timeout: float) -> str:
         deadline = time.monotonic() + timeout
         screen = ""
@@ -62,18 +72,19 @@ class Tmux:
             screen = self.screen()
             if condition(screen):
                 return screen
-            _pause(0.2)
+            self.drawn(max(0.0, deadline - time.monotonic()))
         raise AssertionError(f"timed out waiting for {what}; the screen was:\n{screen}")
 
     def kill(self) -> None:
         subprocess.run(["tmux", "-L", self.socket, "kill-server"], capture_output=True)
+        os.close(self._drawn)
 
 
 @pytest.fixture
-def tmux() -> Iterator[Tmux]:
+def tmux(tmp_path: Path) -> Iterator[Tmux]:
     if shutil.which("tmux") is None:
         pytest.skip("tmux is not installed (apt-get install tmux)")
-    session = Tmux()
+    session = Tmux(tmp_path)
     yield session
     session.kill()
 
@@ -108,7 +119,6 @@ def test_a_user_runs_two_models_at_80x24(tmux: Tmux, default_model_paths, tmp_pa
     workbench = Path(sys.executable).parent / "workbench"
     if not workbench.exists():
         pytest.skip(f"{workbench} is missing: install the package (make setup)")
-    pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed")
     home = tmp_path / "home"
     (home / "config").mkdir(parents=True)
     (home / "config" / "settings.toml").write_text(
@@ -130,9 +140,8 @@ def test_a_user_runs_two_models_at_80x24(tmux: Tmux, default_model_paths, tmp_pa
     workers = [p for p in app.children(recursive=True) if "worker_main" in " ".join(p.cmdline())]
     assert len(workers) == 2
     tmux.keys("C-q")
-    deadline = time.monotonic() + 30
-    while tmux.alive() and app.is_running() and time.monotonic() < deadline:
-        _pause(0.2)
+    with contextlib.suppress(psutil.TimeoutExpired):
+        app.wait(timeout=30)  # the pane's shell reaps it; a zombie counts as gone
     assert not app.is_running() or app.status() == psutil.STATUS_ZOMBIE, "the app did not exit"
     _gone, alive = psutil.wait_procs(workers, timeout=10)
     assert not alive, f"worker processes remain: {[p.pid for p in alive]}"

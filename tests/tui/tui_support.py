@@ -30,6 +30,17 @@ HEADERS = {
 }  # fmt: skip
 
 
+# Every notification each app sent, by app: toasts are not drawn in a
+# headless test, and the app's own list of them is private. Filled by the
+# conftest's recorder.
+NOTICES: dict[int, list[str]] = {}
+
+
+def notices(app: WorkbenchApp) -> list[str]:
+    """The messages ``app`` has notified, oldest first."""
+    return NOTICES.get(id(app), [])
+
+
 class TokenGate(threading.Event):
     """A gate for ScriptedRunner that lets tokens through one by one.
 

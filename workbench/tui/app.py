@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 from textual import work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import BindingType
+from textual.notifications import SeverityLevel
 from textual.screen import Screen
 from textual.widget import Widget
 from textual.widgets import Footer, Input, TextArea
@@ -124,6 +125,21 @@ class WorkbenchApp(App[None]):
         self.call_after_refresh(gc.freeze)
         if self.initial_prompt:
             self._count_now()
+
+    def notify(
+        self,
+        message: str,
+        *,
+        title: str = "",
+        severity: SeverityLevel = "information",
+        timeout: float | None = None,
+        markup: bool = False,
+    ) -> None:
+        """Textual's notify with markup off unless asked for: messages carry
+        model names, file names and servers' words, which must show as
+        written (a name like ``[bold]x[/]`` is not a style, and a stray ``[``
+        must not raise). The one way the app's code notifies."""
+        super().notify(message, title=title, severity=severity, timeout=timeout, markup=markup)
 
     def apply_cursor_blink(self, node: Screen[Any] | Widget) -> None:
         """Blinking cursors off (for stable snapshot pictures) when asked."""
