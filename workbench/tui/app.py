@@ -1,4 +1,10 @@
-"""The Prompt Workbench app: one prompt, one panel per model, side by side."""
+"""The Prompt Workbench app: one prompt, one panel per model, side by side.
+
+The app holds what outlives a screen (the settings, the model catalog) and
+binds the keys that work everywhere (help, quit); the main screen
+(``main_screen.py``) holds the prompt, the panels and their keys. Dialogs
+are pushed over it.
+"""
 
 from __future__ import annotations
 
@@ -10,43 +16,28 @@ from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import Any, ClassVar
 
-from textual import work
-from textual.app import App, ComposeResult, SystemCommand
+from textual.app import App, SystemCommand
 from textual.binding import BindingType
 from textual.notifications import SeverityLevel
 from textual.screen import Screen
 from textual.widget import Widget
-from textual.widgets import Footer, Input, TextArea
+from textual.widgets import Input, TextArea
 from textual.worker import Worker, WorkerState
 
-from workbench.engine import protocol as p
 from workbench.engine.backends.base import Runner, RunnerError
 from workbench.engine.catalog import Catalog, Entry, build_catalog
-from workbench.engine.compare import Comparison, Job
 from workbench.engine.config import Settings, load_settings
-from workbench.engine.params import GenParams, ParamError
-from workbench.engine.resources import physical_cores
+from workbench.engine.params import GenParams
 from workbench.engine.runners import make_runner
 from workbench.engine.sanitize import clean
 from workbench.tui import keys
 from workbench.tui.history import History
+from workbench.tui.main_screen import MainScreen, Services
 from workbench.tui.panels import PanelRow, RunnerFactory
-from workbench.tui.runs import RunBridge
-from workbench.tui.screens.diff import DiffSide, diff_dialog
 from workbench.tui.screens.help import HelpScreen
-from workbench.tui.screens.picker import ModelPicker
-from workbench.tui.screens.pull import PullDialog
-from workbench.tui.screens.settings import SHARED, PanelChoice, SettingsResult, SettingsScreen
 from workbench.tui.seeing import Seeing
-from workbench.tui.widgets.panel import ModelPanel, PanelState
+from workbench.tui.widgets.panel import ModelPanel
 from workbench.tui.widgets.prompt import PromptArea
-
-# Seconds after the last keystroke before the prompt is counted again: long
-# enough to let a burst of typing pass, short beside the count itself (10-20
-# ms in the worker for a 4,000-token prompt, 30-50 ms to reach both meters).
-COUNT_DELAY = 0.15
-# Actions that change panels or runs; off while a dialog is open.
-MAIN_SCREEN_ACTIONS = {k.action for k in keys.KEYS} - {"quit", "help"}
 
 
 class WorkbenchApp(App[None]):
@@ -54,7 +45,7 @@ class WorkbenchApp(App[None]):
 
     CSS_PATH = "app.tcss"
     TITLE = "Prompt Workbench"
-    BINDINGS: ClassVar[list[BindingType]] = keys.bindings()  # type: ignore[assignment]
+    BINDINGS: ClassVar[list[BindingType]] = keys.bindings(keys.APP)  # type: ignore[assignment]
     # Esc cancels runs; it restores a maximized panel only when nothing runs.
     ESCAPE_TO_MINIMIZE = False
     # A taller prompt editor on tall terminals (see app.tcss).
@@ -72,32 +63,20 @@ class WorkbenchApp(App[None]):
     ) -> None:
         super().__init__()
         self.settings = settings
-        self.shared: GenParams = settings.generation
-        self.model_refs = list(models)
-        self.initial_prompt = prompt
         self.cursor_blink = cursor_blink
         self._catalog = catalog
         self._catalog_lock = threading.Lock()
-        self._factory = runner_factory or self._make_runner
-        self.history = History(self)
-        self._comparison: Comparison | None = None
-        self._run_worker: Worker[None] | None = None
-        self._run_panels: list[ModelPanel] = []
-        self._run_seq = 0
-        self.seeing = Seeing(self)
-
-    # -- layout -----------------------------------------------------------------
-
-    def compose(self) -> ComposeResult:
-        yield PromptArea(self.initial_prompt, id="prompt-area")
-        yield PanelRow(
-            self.model_refs,
-            factory=self._factory,
-            params_for=self.params_for,
-            leaving=self._cancel_panel,
-            id="panels",
+        services = Services(
+            settings=settings,
+            catalog=self.catalog,
+            rescan_catalog=self.rescan_catalog,
+            factory=runner_factory or self._make_runner,
+            push_dialog=self.push_dialog,
         )
-        yield Footer(compact=True)
+        self.main = MainScreen(services, list(models), prompt)
+
+    def get_default_screen(self) -> Screen[Any]:
+        return self.main
 
     def on_mount(self) -> None:
         # Thread workers run in the loop's default executor, which has only
@@ -108,23 +87,11 @@ class WorkbenchApp(App[None]):
         )
         for warning in self.settings.warnings:
             self.notify(clean(warning, max_len=500), severity="warning", timeout=12)
-        self.history.open()
-        for panel in self.panels:
-            panel.set_params(self.params_for(panel))
-            self.row.open(panel)
-        if not self.panels:
-            self.notify("No model panels: Ctrl+N adds one", timeout=8)
-        else:
-            self.row.set_current(self.panels[0])
-        self.watch(self.screen, "focused", self._focus_changed)
-        self.prompt_area.editor.focus()
-        self.apply_cursor_blink(self.screen)
+        self.apply_cursor_blink(self.main)
         # Everything made so far (modules, styles, the screen) lives as long
         # as the app: out of the collector's sight, a full collection while
         # two models stream paused the app for 40-100 ms instead of 110-200.
         self.call_after_refresh(gc.freeze)
-        if self.initial_prompt:
-            self._count_now()
 
     def notify(
         self,
@@ -152,51 +119,51 @@ class WorkbenchApp(App[None]):
         self.push_screen(screen, callback)
         self.call_after_refresh(self.apply_cursor_blink, screen)
 
+    # -- the main screen's state, as tests and the palette reach it --------------------
+
+    @property
+    def shared(self) -> GenParams:
+        return self.main.shared
+
+    @shared.setter
+    def shared(self, params: GenParams) -> None:
+        self.main.shared = params
+
+    @property
+    def history(self) -> History:
+        return self.main.history
+
+    @property
+    def seeing(self) -> Seeing:
+        return self.main.seeing
+
     @property
     def prompt_area(self) -> PromptArea:
-        return self.query_one(PromptArea)
+        return self.main.prompt_area
 
     @property
     def row(self) -> PanelRow:
-        """The panels and their runners' one owner."""
-        return self.query_one(PanelRow)
+        return self.main.row
 
     @property
     def panels(self) -> list[ModelPanel]:
-        return self.row.panels
-
-    @property
-    def focused_panel(self) -> ModelPanel | None:
-        """The panel holding the keyboard focus, if one does."""
-        node = self.screen.focused if self.screen is self.screen_stack[0] else None
-        while node is not None:
-            if isinstance(node, ModelPanel):
-                return node
-            node = node.parent  # type: ignore[assignment]
-        return None
+        return self.main.panels
 
     @property
     def current_panel(self) -> ModelPanel | None:
-        """The focused panel, else the one last focused, else the first."""
-        panel = self.focused_panel or self.row.last_current
-        if panel is not None:
-            return panel
-        panels = self.panels
-        return panels[0] if panels else None
+        return self.main.current_panel
 
-    def _focus_changed(self, focused: Widget | None) -> None:
-        panel = self.focused_panel
-        if panel is not None:
-            self.row.set_current(panel)
+    @property
+    def running(self) -> bool:
+        return self.main.running
 
     def params_for(self, panel: ModelPanel) -> GenParams:
-        try:
-            return self.shared.with_overrides(panel.overrides)
-        except ParamError as exc:  # overrides are checked on entry; keep going regardless
-            self.notify(f"panel {panel.number}: {exc}", severity="error")
-            return self.shared
+        return self.main.params_for(panel)
 
-    # -- runners ----------------------------------------------------------------
+    async def add_panel(self, ref: str | None) -> None:
+        await self.main.add_panel(ref)
+
+    # -- the catalog --------------------------------------------------------------------
 
     def catalog(self) -> Catalog:
         """The model catalog, built on first use (call from a thread worker)."""
@@ -220,270 +187,7 @@ class WorkbenchApp(App[None]):
             raise RunnerError(f"cannot use {entry.path.name}: {entry.error}")
         return runner
 
-    def on_model_panel_state_changed(self, message: ModelPanel.StateChanged) -> None:
-        """The one place a panel's change of state is handed on."""
-        panel = message.panel
-        if message.old == PanelState.OPENING and panel.runner is not None:
-            panel.output.shading = self.seeing.shading
-            panel.request_count(self.prompt_area.prompt)
-        self.history.state_changed(panel, message.new)
-        self.seeing.state_changed(panel)
-
-    # -- counting ---------------------------------------------------------------
-
-    def on_prompt_area_prompt_edited(self, event: PromptArea.PromptEdited) -> None:
-        # Debounced: a worker that waits, cancelled by the next keystroke.
-        self._count_later()
-
-    # As a @work method the coroutine is made when the worker starts, so a
-    # debounce cancelled before it started leaves none behind never awaited.
-    @work(name="debounce", group="debounce", exclusive=True)
-    async def _count_later(self) -> None:
-        await asyncio.sleep(COUNT_DELAY)
-        self._count_now()
-
-    def _count_now(self) -> None:
-        area = self.prompt_area
-        prompt = area.prompt
-        area.count_reference()
-        for panel in self.panels:
-            panel.request_count(prompt)
-
-    # -- running ------------------------------------------------------------------
-
-    @property
-    def running(self) -> bool:
-        return self._comparison is not None
-
-    def action_run(self) -> None:
-        if self._comparison is not None:
-            self.notify("A run is in progress: Esc cancels it; then run again.",
-                        severity="warning")  # fmt: skip
-            return
-        prompt = self.prompt_area.prompt
-        candidates = self.panels
-        if not prompt.text.strip():  # template variants still run their own prompts
-            candidates = [panel for panel in candidates if panel.own_prompt is not None]
-        if not candidates:
-            self.notify("Type a prompt first.", severity="warning")
-            return
-        panels = [panel for panel in candidates if panel.runner is not None]
-        waiting = [panel for panel in self.panels if panel.state == PanelState.OPENING]
-        if waiting:
-            names = ", ".join(str(panel.number) for panel in waiting)
-            self.notify(f"Panel {names} still opening its model: not run.", severity="warning")
-        if not panels:
-            self.notify("No panel has a model to run: Ctrl+N adds one.", severity="warning")
-            return
-        self._run_seq += 1
-        run = self._run_seq
-        jobs = []
-        for panel in panels:
-            assert panel.runner is not None
-            panel.begin_run(run)
-            jobs.append(Job(panel.runner, panel.params))
-        posts = [panel.post_message for panel in panels]
-        bridge = RunBridge(run, posts)
-        recorder = self.history.recorder()
-
-        def on_event(i: int, event: p.Event) -> None:
-            recorder.on_event(i, event)  # the history first: it only buffers
-            bridge.on_event(i, event)
-
-        comparison = Comparison(
-            jobs,
-            prompt,
-            schedule="sequential" if self.settings.schedule == "sequential" else "parallel",
-            total_threads=self.settings.threads or physical_cores(),
-            on_event=on_event,
-        )
-        self._comparison = comparison
-        self._run_panels = panels
-
-        shared = self.shared
-
-        def run_all() -> None:
-            try:
-                self.history.start(recorder, comparison, shared)  # reads the model files
-                comparison.run()
-            finally:
-                self.history.finish(recorder, comparison.results)
-                bridge.close()
-                # After every event of this run, in each panel's own queue.
-                for post in posts:
-                    post(ModelPanel.RunEnded(run))
-
-        self._run_worker = self.run_worker(
-            run_all, name=f"run {run}", group="run", thread=True, exit_on_error=False
-        )
-        self.refresh_bindings()
-
-    def _run_over(self, worker: Worker[Any]) -> None:
-        if worker is not self._run_worker:
-            return
-        self._comparison = None
-        self._run_worker = None
-        self._run_panels = []
-        self.refresh_bindings()
-
-    def action_cancel(self) -> None:
-        comparison = self._comparison
-        if comparison is None:
-            if self.screen.maximized is not None:
-                self.screen.minimize()
-            return
-        panel = self.focused_panel
-        if panel is not None and panel in self._run_panels and panel.running:
-            comparison.cancel(self._run_panels.index(panel))
-            self.notify(f"Cancelling panel {panel.number}", timeout=2)
-        else:
-            comparison.cancel()
-            self.notify("Cancelling every run", timeout=2)
-
-    # -- panels -------------------------------------------------------------------
-
-    async def _entries(self) -> list[Entry] | None:
-        """The catalog's entries, read in a thread the first time."""
-        worker = self.run_worker(self.catalog, name="catalog", group="catalog", thread=True,
-                                 exit_on_error=False)  # fmt: skip
-        try:
-            catalog = await worker.wait()
-        except Exception:  # reported by the worker handler
-            return None
-        return list(catalog.entries)
-
-    async def action_add_panel(self) -> None:
-        entries = await self._entries()
-        if entries is None:
-            return
-        picker = ModelPicker(entries, title="Add a panel", servers=self.settings.servers)
-        self.push_dialog(picker, self.add_panel)
-
-    async def add_panel(self, ref: str | None) -> None:
-        """A new panel for ``ref`` (a picker's answer: None adds nothing), made current."""
-        if not ref:
-            return
-        panel = await self.row.add_panel(ref)
-        self.row.set_current(panel)
-        self.call_after_refresh(panel.output.focus)
-
-    async def action_change_model(self) -> None:
-        panel = self.current_panel
-        if panel is None:
-            self.notify("No panel to change: Ctrl+N adds one.", severity="warning")
-            return
-        entries = await self._entries()
-        if entries is None:
-            return
-        title = f"Model for panel {panel.number}"
-        picker = ModelPicker(entries, title=title, servers=self.settings.servers)
-        self.push_dialog(picker, partial(self._change_model, panel))
-
-    def _change_model(self, panel: ModelPanel, ref: str | None) -> None:
-        if ref:
-            self.row.replace_model(panel, ref)
-
-    def _cancel_panel(self, panel: ModelPanel) -> None:
-        if self._comparison is not None and panel in self._run_panels:
-            self._comparison.cancel(self._run_panels.index(panel))
-
-    async def action_remove_panel(self) -> None:
-        panel = self.current_panel
-        if panel is None:
-            self.notify("No panel to remove.", severity="warning")
-            return
-        index = self.panels.index(panel)
-        await self.row.remove_panel(panel)
-        rest = self.panels
-        if rest:
-            neighbour = rest[min(index, len(rest) - 1)]
-            self.row.set_current(neighbour)
-            neighbour.output.focus()
-        else:
-            self.row.set_current(None)
-            self.prompt_area.editor.focus()
-        self.notify(f"Removed panel {index + 1} ({panel.title})", timeout=3)
-
-    # -- settings, mode, view -----------------------------------------------------
-
-    def action_settings(self) -> None:
-        choices = [PanelChoice(p.key, p.label, dict(p.overrides)) for p in self.panels]
-        focused = self.focused_panel
-        target = focused.key if focused is not None else SHARED
-        screen = SettingsScreen(self.shared, self.settings.generation, choices, target=target)
-        self.push_dialog(screen, self._settings_done)
-
-    def _settings_done(self, result: SettingsResult | None) -> None:
-        if result is None:
-            return
-        self.shared = result.shared
-        prompt = self.prompt_area.prompt
-        for panel in self.panels:
-            panel.overrides = dict(result.overrides.get(panel.key, {}))
-            panel.set_params(self.params_for(panel))
-            panel.request_count(prompt)
-        self.notify("Settings applied", timeout=2)
-
-    def action_toggle_mode(self) -> None:
-        self.prompt_area.toggle_mode()
-
-    def action_maximize(self) -> None:
-        screen = self.screen
-        if screen.maximized is not None:
-            screen.minimize()
-            return
-        panel = self.current_panel
-        if panel is None:
-            return
-        screen.maximize(panel, container=False)
-        panel.output.focus()
-
-    def action_copy(self) -> None:
-        panel = self.current_panel
-        if panel is None or not panel.output.text:
-            self.notify("Nothing to copy yet.", severity="warning")
-            return
-        text = panel.output.text
-        self.copy_to_clipboard(text)
-        self.notify(f"Copied panel {panel.number}: {len(text):,} characters", timeout=3)
-
-    # -- history, diff, export, pull (history.py, screens/) ---------------------
-
-    def action_history(self) -> None:
-        self.history.show()
-
-    def action_export(self) -> None:
-        self.history.export_current()
-
-    def action_diff(self) -> None:
-        panels = self.panels
-        sides = [DiffSide(panel.number, panel.title, panel.output.text) for panel in panels]
-        current = self.current_panel
-        screen = diff_dialog(sides, panels.index(current) if current in panels else 0)
-        if isinstance(screen, str):
-            self.notify(screen, severity="warning")
-            return
-        self.push_dialog(screen, None)
-
-    def action_pull(self) -> None:
-        self.push_dialog(PullDialog(rescan=self.rescan_catalog), self.add_panel)
-
-    # -- seeing inside: tokens, probabilities, templates, sweeps (seeing.py) -------
-
-    def action_token_view(self) -> None:
-        self.seeing.token_view()
-
-    def action_shade(self) -> None:
-        self.seeing.toggle_shading()
-
-    def action_token_cursor(self) -> None:
-        self.seeing.token_cursor()
-
-    def action_templates(self) -> None:
-        self.seeing.templates()
-
-    def action_sweep(self) -> None:
-        self.seeing.sweep()
+    # -- keys that work everywhere ------------------------------------------------------
 
     def action_help(self) -> None:
         if isinstance(self.screen, HelpScreen):
@@ -492,28 +196,8 @@ class WorkbenchApp(App[None]):
         self.push_dialog(HelpScreen(), None)
 
     async def action_quit(self) -> None:
-        await self.shutdown_models()
+        await self.main.shutdown_models()
         self.exit()
-
-    async def shutdown_models(self) -> None:
-        """Cancel runs and close every runner, so all worker processes end."""
-        if self._comparison is not None:
-            self._comparison.cancel()
-            await self.history.quit(self._comparison.results)
-        await self.row.close_all()
-
-    def on_unmount(self) -> None:
-        # A safety net for exits that did not go through action_quit (the
-        # panel row closes what is left of its runners as it goes).
-        if self._comparison is not None:
-            self._comparison.cancel()
-
-    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action in MAIN_SCREEN_ACTIONS and self.screen is not self.screen_stack[0]:
-            return False
-        if action == "cancel":
-            return self.running or self.screen.maximized is not None
-        return True
 
     # -- the one place worker failures are handled --------------------------------
 
@@ -533,7 +217,7 @@ class WorkbenchApp(App[None]):
             WorkerState.ERROR,
             WorkerState.CANCELLED,
         ):
-            self._run_over(worker)
+            self.main.run_over(worker)
 
     # -- command palette ----------------------------------------------------------
 
@@ -542,10 +226,11 @@ class WorkbenchApp(App[None]):
         for key in keys.KEYS:
             if not key.palette:
                 continue
+            node = self if key.scope == keys.APP else self.main
             yield SystemCommand(
                 key.title,
                 f"{keys.display(key.keys)} · {key.help}",
-                partial(self.run_action, key.action),
+                partial(node.run_action, key.action),
             )
 
 

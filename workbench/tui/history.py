@@ -18,9 +18,6 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from rich.text import Text
-from textual.widgets import Static
-
 from workbench.engine.catalog import Catalog
 from workbench.engine.compare import Comparison, Result
 from workbench.engine.config import Settings
@@ -111,7 +108,7 @@ class _Shown:
 
 def notify_from_thread(app: Host, message: str, **kwargs: Any) -> None:
     """``notify`` from any thread; does nothing once the app has stopped."""
-    if not app.is_running:
+    if not app.app_running:
         return
     try:
         app.call_from_thread(app.notify, message, **kwargs)
@@ -142,7 +139,7 @@ class History:
 
     def open(self) -> None:
         """Open the store in a thread; say so if history is off."""
-        self.app.run_worker(self._open(), name="open history", group="history",
+        self.app.work(self._open(), name="open history", group="history",
                             exit_on_error=False)  # fmt: skip
 
     async def _open(self) -> None:
@@ -156,14 +153,7 @@ class History:
         if store is None:
             self.off_reason = clean(reasons[0] if reasons else "unknown reason", max_len=400)
             self.app.notify(f"history off: {self.off_reason}", severity="warning", timeout=12)
-            self.app.sub_title = "history off"
-            self._show_off()
-
-    def _show_off(self) -> None:
-        """A quiet "history off" beside the reference count."""
-        options = self.app.query("#prompt-options")
-        if options and not self.app.query("#history-off"):
-            options.first().mount(Static(Text("history off"), id="history-off"))
+            self.app.history_off(self.off_reason)
 
     # -- recording ----------------------------------------------------------------
 
@@ -226,7 +216,7 @@ class History:
 
     def _chosen(self, run_id: int | None) -> None:
         if run_id is not None:
-            self.app.run_worker(self._restore(run_id), name=f"open run {run_id}",
+            self.app.work(self._restore(run_id), name=f"open run {run_id}",
                                 group="history", exit_on_error=False)  # fmt: skip
 
     async def _restore(self, run_id: int) -> None:
@@ -354,7 +344,7 @@ class History:
             notify_from_thread(app, clean(f"Exported run {run_id} ({when}) to {path}",
                                           max_len=500), timeout=8)  # fmt: skip
 
-        app.run_worker(write, name=f"export run {run_id}", group="export", thread=True,
+        app.work(write, name=f"export run {run_id}", group="export", thread=True,
                        exit_on_error=False)  # fmt: skip
 
 

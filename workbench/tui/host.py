@@ -1,10 +1,10 @@
-"""What the app's flows may use of the app: a narrow protocol.
+"""What the app's flows may use of their screen: a narrow protocol.
 
 The flows (``history.History``, ``seeing.Seeing``, and the ones to come)
-are given the app as a ``Host``, so they never import ``tui/app.py`` and
-there is no import circle between the app and them. They reach the panels
-through ``host.row`` (the ``PanelRow``, their one owner) and ask the app
-for nothing else than what is listed here.
+are given the main screen as a ``Host``, so they never import it or the
+app, and there is no import circle between them. They reach the panels
+through ``host.row`` (the ``PanelRow``, their one owner) and ask for
+nothing else than what is listed here.
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ if TYPE_CHECKING:
 class Host(Protocol):
     settings: Settings
     shared: GenParams
-    sub_title: str
 
     @property
     def row(self) -> PanelRow: ...
@@ -41,7 +40,8 @@ class Host(Protocol):
     def running(self) -> bool: ...
 
     @property
-    def is_running(self) -> bool: ...
+    def app_running(self) -> bool:
+        """False once the app has stopped (threads must not call into it then)."""
 
     def catalog(self) -> Catalog: ...
 
@@ -51,16 +51,15 @@ class Host(Protocol):
 
     def push_dialog(self, screen: Any, callback: Any) -> None: ...
 
-    # Textual's own, as the app has them (markup is off by default there:
-    # see WorkbenchApp.notify).
-    def notify(self, *args: Any, **kwargs: Any) -> Any: ...
+    def history_off(self, reason: str) -> None:
+        """Show that runs are not being kept."""
 
-    def run_worker(self, *args: Any, **kwargs: Any) -> Any: ...
+    def notify(self, *args: Any, **kwargs: Any) -> Any:
+        """Textual's notify, markup off unless asked for."""
+
+    def work(self, *args: Any, **kwargs: Any) -> Any:
+        """Textual's run_worker, on the app (where failures are reported)."""
 
     def call_from_thread(self, *args: Any, **kwargs: Any) -> Any: ...
 
-    def call_later(self, *args: Any, **kwargs: Any) -> Any: ...
-
     def call_after_refresh(self, *args: Any, **kwargs: Any) -> Any: ...
-
-    def query(self, *args: Any, **kwargs: Any) -> Any: ...

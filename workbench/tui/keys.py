@@ -24,6 +24,8 @@ class Key:
     priority: bool = False
     palette: bool = True
     footer_keys: str | None = None  # how the footer shows the keys, when not just the first
+    # Bound by the app (works over every dialog) rather than the main screen.
+    scope: str = "screen"
 
 
 KEYS: tuple[Key, ...] = (
@@ -91,9 +93,10 @@ KEYS: tuple[Key, ...] = (
         footer=False, priority=True),
     Key("f1,question_mark", "help", "Help", "Keys and help",
         "Show this help (F1 again closes it). ? works when no text field has focus.",
-        priority=True),
+        priority=True, scope="app"),
     Key("ctrl+q", "quit", "Quit", "Quit",
-        "Quit: cancels runs and stops every model worker.", priority=True, palette=False),
+        "Quit: cancels runs and stops every model worker.", priority=True, palette=False,
+        scope="app"),
 )  # fmt: skip
 
 # Keys the app does not bind itself, listed on the help screen.
@@ -124,10 +127,19 @@ def display(keys: str) -> str:
 TYPED = {"question_mark"}
 
 
-def bindings() -> list[Binding]:
-    """The app's bindings; only the first key of each shows in the footer."""
+SCREEN, APP = "screen", "app"
+
+
+def bindings(scope: str) -> list[Binding]:
+    """The bindings of the main screen (``SCREEN``) or of the app (``APP``);
+    only the first key of each shows in the footer."""
+    chosen = [k for k in KEYS if k.scope == scope]
+    if scope == SCREEN:
+        # Quit leads the footer, where Textual's apps put it: the footer lists
+        # the screen's keys before the app's, so the screen binds it first too.
+        chosen = [k for k in KEYS if k.action == "quit"] + chosen
     result = []
-    for k in KEYS:
+    for k in chosen:
         for index, key in enumerate(k.keys.split(",")):
             result.append(
                 Binding(

@@ -146,7 +146,7 @@ class PanelRow(HorizontalScroll, can_focus=False):
                 return
             self.post_message(ModelPanel.RunnerFailed(panel, clean(message, max_len=600), seq))
 
-        self.run_worker(open_runner, name=f"open {ref}", group="open", thread=True,
+        self.app.run_worker(open_runner, name=f"open {ref}", group="open", thread=True,
                         exit_on_error=False)  # fmt: skip
 
     def on_model_panel_runner_opened(self, message: ModelPanel.RunnerOpened) -> None:
@@ -175,7 +175,7 @@ class PanelRow(HorizontalScroll, can_focus=False):
             for t in threads:
                 t.join()
 
-        return self.run_worker(close_all, name="close models", group="close", thread=True,
+        return self.app.run_worker(close_all, name="close models", group="close", thread=True,
                                exit_on_error=False)  # fmt: skip
 
     async def close_all(self) -> None:
