@@ -72,6 +72,7 @@ class WorkbenchApp(App[None]):
             rescan_catalog=self.rescan_catalog,
             factory=runner_factory or self._make_runner,
             push_dialog=self.push_dialog,
+            prepare=self.apply_cursor_blink,
         )
         self.main = MainScreen(services, list(models), prompt)
 
@@ -87,7 +88,6 @@ class WorkbenchApp(App[None]):
         )
         for warning in self.settings.warnings:
             self.notify(clean(warning, max_len=500), severity="warning", timeout=12)
-        self.apply_cursor_blink(self.main)
         # Everything made so far (modules, styles, the screen) lives as long
         # as the app: out of the collector's sight, a full collection while
         # two models stream paused the app for 40-100 ms instead of 110-200.

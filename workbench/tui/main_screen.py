@@ -59,6 +59,8 @@ class Services:
     rescan_catalog: Callable[[], Catalog]
     factory: RunnerFactory
     push_dialog: Callable[[Screen[Any], Callable[[Any], Any] | None], None]
+    # Called with each screen once its widgets exist (cursor blink off for tests).
+    prepare: Callable[[Screen[Any]], None]
 
 
 class MainScreen(Screen[None]):
@@ -102,6 +104,7 @@ class MainScreen(Screen[None]):
         else:
             self.row.set_current(self.panels[0])
         self.watch(self, "focused", self._focus_changed)
+        self.services.prepare(self)
         self.prompt_area.editor.focus()
         if self.initial_prompt:
             self._count_now()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Any, ClassVar
 
 from rich.text import Text
@@ -11,57 +10,25 @@ from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.message import Message
 from textual.reactive import reactive
-from textual.widget import Widget
 from textual.widgets import Static
 
 from workbench.engine import protocol as p
 from workbench.engine.backends.base import Runner, RunnerError
 from workbench.engine.backends.variant import VariantRunner
 from workbench.engine.params import GenParams
-from workbench.engine.protocol import STOP_LABELS
-from workbench.engine.sanitize import clean
 from workbench.tui.variants import Variant
 from workbench.tui.widgets.meter import TokenMeter
+from workbench.tui.widgets.panel_text import (
+    RUNNING,
+    PanelState,
+    StateLine,
+    header,
+    line,
+    opening_header,
+    state_line,
+    status_details,
+)
 from workbench.tui.widgets.probabilities import TokenCompletionView, TokenInfo
-
-
-class PanelState(StrEnum):
-    """A panel's one state: its model opening, then idle or failed, then
-    each run's steps and end. Compares equal to its text ("done")."""
-
-    OPENING = "opening"
-    IDLE = "idle"
-    LOADING = "loading"
-    READING = "reading prompt"
-    GENERATING = "generating"
-    DONE = "done"
-    CANCELLED = "cancelled"
-    ERROR = "error"
-    REFUSED = "refused"
-
-
-# The running states: these can be cancelled.
-RUNNING = (PanelState.LOADING, PanelState.READING, PanelState.GENERATING)
-
-
-def _line(text: str) -> str:
-    """A model-provided string made safe for one line."""
-    return clean(text, max_len=300)
-
-
-class StateLine(Widget):
-    """The panel's state in one line; redrawn alone while tokens stream."""
-
-    DEFAULT_CSS = """
-    StateLine {
-        height: 1;
-    }
-    """
-
-    text: reactive[Text] = reactive(Text, layout=False)
-
-    def render(self) -> Text:
-        return self.text
 
 
 @dataclass(frozen=True)
@@ -70,6 +37,17 @@ class CountRequest:
 
     prompt: p.Prompt
     params: GenParams
+
+
+@dataclass
+class _AboutPanel(Message):
+    """A message about one panel, which is its control (for ``@on`` selectors)."""
+
+    panel: ModelPanel
+
+    @property
+    def control(self) -> ModelPanel:
+        return self.panel
 
 
 class ModelPanel(Vertical):
@@ -87,43 +65,28 @@ class ModelPanel(Vertical):
     # -- messages ---------------------------------------------------------------
 
     @dataclass
-    class StateChanged(Message):
+    class StateChanged(_AboutPanel):
         """The panel's state changed: the one message for its whole life
         (opened, failed, each run's steps and end)."""
 
-        panel: ModelPanel
         old: PanelState
         new: PanelState
 
-        @property
-        def control(self) -> ModelPanel:
-            return self.panel
-
     @dataclass
-    class RunnerOpened(Message):
+    class RunnerOpened(_AboutPanel):
         """The panel's runner was made (the model itself loads later); for
         the panel row, which attaches it."""
 
-        panel: ModelPanel
         runner: Runner
         seq: int = 0
 
-        @property
-        def control(self) -> ModelPanel:
-            return self.panel
-
     @dataclass
-    class RunnerFailed(Message):
+    class RunnerFailed(_AboutPanel):
         """The runner could not be made (unknown model id, unreadable file);
         for the panel row."""
 
-        panel: ModelPanel
         message: str
         seq: int = 0
-
-        @property
-        def control(self) -> ModelPanel:
-            return self.panel
 
     @dataclass
     class TokensCounted(Message):
@@ -252,8 +215,8 @@ class ModelPanel(Vertical):
             runner = runner.inner
         model = runner.header.title if runner is not None else self.ref
         if self.variant is not None:  # its label first: what tells variant panels apart
-            return _line(f"{self.variant.label} · {model}")
-        return _line(model)
+            return line(f"{self.variant.label} · {model}")
+        return line(model)
 
     @property
     def own_prompt(self) -> p.Prompt | None:
@@ -449,7 +412,7 @@ class ModelPanel(Vertical):
         weights = f" · repacking {'on' if loaded.repack else 'off'}" if loaded.buffers else ""
         self.notes.append(f"loaded in {loaded.load_s:.1f} s{weights}")
         if loaded.note:
-            self.notes.append(_line(loaded.note))
+            self.notes.append(line(loaded.note))
         self._refresh_status()
 
     def on_model_panel_prompt_reading_started(self, message: PromptReadingStarted) -> None:
@@ -457,7 +420,7 @@ class ModelPanel(Vertical):
         if message.run != self.run_id:
             return
         if message.note:
-            self.notes.append(_line(message.note))
+            self.notes.append(line(message.note))
         self.state = PanelState.READING
 
     def on_model_panel_tokens_arrived(self, message: TokensArrived) -> None:
@@ -513,49 +476,21 @@ class ModelPanel(Vertical):
     def _refresh_header(self) -> None:
         runner = self.runner
         if runner is None:
-            what = "model not available" if self.open_error else "opening…"
-            self._header.update(Text(f"{what}\n", style="italic"))
+            self._header.update(opening_header(self.open_error))
             return
-        h = runner.header
-        first = " · ".join(_line(x) for x in (h.arch, h.params, h.quant, h.size) if x)
         n_ctx = runner.n_ctx_for(self.params)
-        ctx = f"ctx {n_ctx:,}"
-        if h.n_ctx_train:
-            ctx += f" of {h.n_ctx_train:,}"
-        second = " · ".join(x for x in (_line(h.kind), ctx) if x)
-        self._header.update(Text(f"{first}\n{second}"))
+        self._header.update(header(runner.header, n_ctx))
         self._meter.n_ctx = n_ctx
         self._meter.max_tokens = self.params.max_tokens
 
     def _refresh_status(self) -> None:
         self._state_line.text = self._state_text()
-        details = Text()
-        if self.state in ("done", "cancelled") and self.stats is not None:
-            s = self.stats
-            details.append(f"TTFT {s.ttft_s:.2f}s · cached {s.cached_tokens:,} tok\n")
-            details.append(f"prompt {s.prompt_tps:,.0f} tok/s · gen {s.gen_tps:,.1f} tok/s")
-        elif self.state in ("error", "refused") and self.message:
-            details.append(clean(self.message.removeprefix(f"{self.state}: "), max_len=400))
-        for note in self.notes:
-            details.append(("\n" if details else "") + note, style="italic")
+        details = status_details(self.state, self.stats, self.message, self.notes)
         self._status.update(details)
         self._status.display = bool(details)
 
     def _state_text(self) -> Text:
-        """One line: the state, then the stop reason and tokens, or a hint."""
-        text = Text(no_wrap=True, overflow="ellipsis")
-        text.append(self.state, style="bold")
-        if self.state in ("done", "cancelled") and self.stop_reason:
-            reason = STOP_LABELS.get(self.stop_reason, self.stop_reason)
-            if reason != self.state:
-                text.append(f" · {reason}")
-        if self.state in ("generating", "done", "cancelled") and self.n_generated:
-            text.append(f" · {self.n_generated:,} tok")
-        elif self.state == "cancelled" and not self._output.text:
-            text.append(" · before it started")
-        elif self.state == "idle":
-            text.append(" · Ctrl+R runs every panel", style="dim")
-        return text
+        return state_line(self.state, self.stop_reason, self.n_generated, bool(self._output.text))
 
     @property
     def status_text(self) -> str:
