@@ -130,9 +130,9 @@ def first_paint_tmux(timeout: float = 15.0) -> tuple[float | None, str]:
 def metadata(session: Session) -> Figure:
     import tempfile
 
-    from workbench.engine.gguf import read_gguf
-    from workbench.engine.infocache import InfoCache
-    from workbench.engine.modelinfo import describe
+    from workbench.engine.models.gguf import read_gguf
+    from workbench.engine.models.infocache import InfoCache
+    from workbench.engine.models.modelinfo import describe
 
     fig = Figure(8, "GGUF metadata: read_gguf of each default model")
     n = session.reps(50, 20)
@@ -216,6 +216,6 @@ def memory(session: Session) -> Figure:
     fig.rows.append(Row("host RSS", f"{data['host_rss'] / mib:.0f} MiB", "info", None))
     fig.notes.append(
         "estimate = the memory guard's own figure: weights + KV cache at n_ctx + fixed overhead "
-        "(workbench.engine.resources)"
+        "(workbench.engine.running.resources)"
     )
     return fig

@@ -19,14 +19,14 @@ from typing import Any
 
 import pytest
 
-from workbench.engine.gguf import (
+from workbench.engine.models.gguf import (
     ArrayInfo,
     GGUFError,
     GGUFFile,
     TensorInfo,
     read_gguf,
 )
-from workbench.engine.modelinfo import describe, format_bytes, format_count
+from workbench.engine.models.modelinfo import describe, format_bytes, format_count
 from workbench.engine.sanitize import clean
 
 # --------------------------------------------------------------------------
@@ -396,7 +396,7 @@ def test_unknown_file_type_falls_back(tmp_path: Path) -> None:
 
 
 def test_file_type_table() -> None:
-    from workbench.engine.modelinfo import FILE_TYPE_NAMES
+    from workbench.engine.models.modelinfo import FILE_TYPE_NAMES
 
     assert FILE_TYPE_NAMES[0] == "F32"
     assert FILE_TYPE_NAMES[1] == "F16"

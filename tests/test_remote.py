@@ -24,15 +24,15 @@ from typing import Any, ClassVar
 
 import pytest
 
-from workbench.engine import protocol as p
-from workbench.engine.backends.base import RunnerError
-from workbench.engine.backends.local import LocalRunner
-from workbench.engine.backends.remote import RemoteRunner, parse_url
-from workbench.engine.catalog import build_catalog
-from workbench.engine.compare import Comparison, Job
 from workbench.engine.config import Settings, load_settings
-from workbench.engine.params import GenParams
-from workbench.engine.runners import UnknownModel, make_runner
+from workbench.engine.models.catalog import build_catalog
+from workbench.engine.running import protocol as p
+from workbench.engine.running.backends.base import RunnerError
+from workbench.engine.running.backends.local import LocalRunner
+from workbench.engine.running.backends.remote import RemoteRunner, parse_url
+from workbench.engine.running.compare import Comparison, Job
+from workbench.engine.running.params import GenParams
+from workbench.engine.running.runners import UnknownModel, make_runner
 
 SMOL = "smollm2-135m-instruct-q4_1"
 GREEDY = GenParams(temperature=0.0, max_tokens=8)

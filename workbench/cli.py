@@ -14,10 +14,10 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from workbench.engine.config import Settings
-    from workbench.engine.params import GenParams
+    from workbench.engine.running.params import GenParams
 
 from workbench import __version__, cli_doctor, cli_history, cli_hub, cli_templates
-from workbench.engine.params import ParamError
+from workbench.engine.running.params import ParamError
 from workbench.engine.sanitize import clean
 
 SUBCOMMANDS = (
@@ -151,7 +151,7 @@ def _settings(args: argparse.Namespace | None = None) -> Settings:
 
 
 def _params(args: argparse.Namespace, settings: Settings) -> GenParams:
-    from workbench.engine.params import from_mapping
+    from workbench.engine.running.params import from_mapping
 
     names = ("max_tokens", "temperature", "top_k", "top_p", "min_p", "repeat_penalty", "seed",
              "logprobs")  # fmt: skip
@@ -171,8 +171,8 @@ def _read_text(value: str | None, what: str) -> str:
 
 def _runners(refs: Sequence[str], settings: Settings) -> list[Any]:
     """Runners for model ids; exits with a message for an unknown id."""
-    from workbench.engine.catalog import build_catalog
-    from workbench.engine.runners import UnknownModel, make_runner
+    from workbench.engine.models.catalog import build_catalog
+    from workbench.engine.running.runners import UnknownModel, make_runner
 
     catalog = build_catalog(settings)
     try:
@@ -187,7 +187,7 @@ def _runners(refs: Sequence[str], settings: Settings) -> list[Any]:
 def _cmd_models(args: argparse.Namespace) -> int:
     if args.action == "install-defaults":
         return _install_defaults()
-    from workbench.engine.catalog import build_catalog
+    from workbench.engine.models.catalog import build_catalog
 
     catalog = build_catalog(_settings())
     if args.json:
@@ -225,7 +225,7 @@ def _cmd_models(args: argparse.Namespace) -> int:
 
 
 def _install_defaults() -> int:
-    from workbench.engine.bundled import InstallError, install_defaults
+    from workbench.engine.models.bundled import InstallError, install_defaults
 
     last = {"pct": -1}
     tty = sys.stderr.isatty()
@@ -250,7 +250,7 @@ def _install_defaults() -> int:
 
 def _cmd_config(args: argparse.Namespace) -> int:
     from workbench.engine import config, paths
-    from workbench.engine.cpu import repack_for
+    from workbench.engine.running.cpu import repack_for
 
     if args.action == "init":
         print(config.write_template())
@@ -268,9 +268,9 @@ def _cmd_config(args: argparse.Namespace) -> int:
 
 
 def _cmd_tokens(args: argparse.Namespace) -> int:
-    from workbench.engine.backends.base import RunnerError
-    from workbench.engine.protocol import Mode, Prompt
-    from workbench.engine.tokens import REFERENCE_LABEL, Budget, reference_tokens
+    from workbench.engine.prompts.tokens import REFERENCE_LABEL, Budget, reference_tokens
+    from workbench.engine.running.backends.base import RunnerError
+    from workbench.engine.running.protocol import Mode, Prompt
 
     settings = _settings(args)
     params = _params(args, settings)

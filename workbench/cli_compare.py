@@ -26,16 +26,16 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from workbench.engine import protocol as p
-from workbench.engine.backends.base import Runner
-from workbench.engine.backends.variant import VariantRunner
-from workbench.engine.compare import Comparison, Job, Result
-from workbench.engine.params import GenParams
-from workbench.engine.recorder import Recorder
-from workbench.engine.resources import physical_cores
+from workbench.engine.history.recorder import Recorder
+from workbench.engine.history.store import open_store_or_none
+from workbench.engine.prompts.tokens import REFERENCE_LABEL, reference_count
+from workbench.engine.running import protocol as p
+from workbench.engine.running.backends.base import Runner
+from workbench.engine.running.backends.variant import VariantRunner
+from workbench.engine.running.compare import Comparison, Job, Result
+from workbench.engine.running.params import GenParams
+from workbench.engine.running.resources import physical_cores
 from workbench.engine.sanitize import clean
-from workbench.engine.store import open_store_or_none
-from workbench.engine.tokens import REFERENCE_LABEL, reference_count
 
 MAX_PANELS = 16
 """Most panels in one comparison (each is a model process of its own)."""
@@ -104,7 +104,7 @@ class _Plan:
         self.prompts: list[tuple[str, p.Prompt]] = self._prompts(args, text)
         self.settings: list[tuple[str, GenParams]] = [("", params)]
         if args.sweep:
-            from workbench.engine.sweep import label, parse_sweep, sweep
+            from workbench.engine.prompts.sweep import label, parse_sweep, sweep
 
             name, values = parse_sweep(args.sweep)
             self.settings = [
@@ -119,7 +119,7 @@ class _Plan:
             if args.shots or args.values:
                 raise SystemExit("workbench: --shots and --set go with --template NAME")
             return [("", p.Prompt(text or "", args.system, mode or "chat"))]
-        from workbench.engine import templates as t
+        from workbench.engine.prompts import templates as t
 
         try:
             template = t.load_template(args.template)

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from workbench.engine.sanitize import clean
 
 if TYPE_CHECKING:
-    from workbench.engine.hub import Progress, Pulled, RepoListing
+    from workbench.engine.models.hub import Progress, Pulled, RepoListing
 
 
 def add_parsers(sub: Any) -> None:
@@ -57,7 +57,7 @@ def _split_ref(ref: str) -> tuple[str, str | None]:
 
 
 def run_pull(args: argparse.Namespace) -> int:
-    from workbench.engine import hub
+    from workbench.engine.models import hub
 
     repo_id, quant = _split_ref(args.repo)
     quant = args.quant or (None if args.file else quant)
@@ -83,7 +83,7 @@ def run_pull(args: argparse.Namespace) -> int:
 
 
 def _print_listing(listing: RepoListing, as_json: bool) -> int:
-    from workbench.engine.modelinfo import format_bytes
+    from workbench.engine.models.modelinfo import format_bytes
 
     if as_json:
         print(json.dumps(listing.to_dict(), indent=2))
@@ -134,7 +134,7 @@ def _progress_printer(label: str) -> Callable[[Progress], None]:
 
 
 def _print_pulled(pulled: Pulled, as_json: bool) -> int:
-    from workbench.engine.modelinfo import format_bytes
+    from workbench.engine.models.modelinfo import format_bytes
 
     catalog_id = _catalog_id(pulled)
     if as_json:
@@ -158,8 +158,8 @@ def _print_pulled(pulled: Pulled, as_json: bool) -> int:
 
 def _catalog_id(pulled: Pulled) -> str | None:
     """The id ``workbench models`` gives the pulled file."""
-    from workbench.engine.catalog import build_catalog
     from workbench.engine.config import load_settings
+    from workbench.engine.models.catalog import build_catalog
 
     target = pulled.path.resolve()
     for entry in build_catalog(load_settings()):

@@ -63,7 +63,7 @@ def _warn(message: str) -> None:
 
 
 def cmd_templates(args: argparse.Namespace) -> int:
-    from workbench.engine import templates as t
+    from workbench.engine.prompts import templates as t
 
     try:
         if args.action == "path":
@@ -128,7 +128,7 @@ def _show(args: argparse.Namespace, template: Any) -> int:
 
 
 def _render(args: argparse.Namespace, template: Any) -> int:
-    from workbench.engine import templates as t
+    from workbench.engine.prompts import templates as t
 
     values = t.parse_assignments(args.values)
     shots = t.parse_shots(args.shots) if args.shots else None

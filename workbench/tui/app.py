@@ -20,16 +20,16 @@ from textual.widget import Widget
 from textual.widgets import Footer, Input, TextArea
 from textual.worker import Worker, WorkerState
 
-from workbench.engine import protocol as p
-from workbench.engine.backends.base import Runner, RunnerError
-from workbench.engine.backends.remote import RemoteRunner
-from workbench.engine.backends.variant import VariantRunner
-from workbench.engine.catalog import Catalog, Entry, build_catalog
-from workbench.engine.compare import Comparison, Job
 from workbench.engine.config import Settings, load_settings
-from workbench.engine.params import GenParams, ParamError
-from workbench.engine.resources import physical_cores
-from workbench.engine.runners import make_runner
+from workbench.engine.models.catalog import Catalog, Entry, build_catalog
+from workbench.engine.running import protocol as p
+from workbench.engine.running.backends.base import Runner, RunnerError
+from workbench.engine.running.backends.remote import RemoteRunner
+from workbench.engine.running.backends.variant import VariantRunner
+from workbench.engine.running.compare import Comparison, Job
+from workbench.engine.running.params import GenParams, ParamError
+from workbench.engine.running.resources import physical_cores
+from workbench.engine.running.runners import make_runner
 from workbench.engine.sanitize import clean
 from workbench.tui import keys
 from workbench.tui.history import History

@@ -11,9 +11,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from workbench.engine.params import GenParams, ParamError
-from workbench.engine.protocol import Prompt
-from workbench.engine.sweep import label, parse_sweep, sweep
+from workbench.engine.prompts.sweep import label, parse_sweep, sweep
+from workbench.engine.running.params import GenParams, ParamError
+from workbench.engine.running.protocol import Prompt
 
 REPLACE, ADD = "replace", "add"
 PLACEMENTS: list[tuple[str, str]] = [

@@ -230,6 +230,6 @@ def crash_advice(cpu: Cpu, choice: RepackChoice, how: str) -> str:
 
 
 if __name__ == "__main__":
-    # `python -m workbench.engine.cpu`: the key the Makefile files this CPU's
+    # `python -m workbench.engine.running.cpu`: the key the Makefile files this CPU's
     # llama.cpp build under. Runs before anything is installed (stdlib only).
     print(this_cpu().key())

@@ -9,13 +9,13 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import TypeVar
 
-from workbench.engine import cpu
-from workbench.engine import protocol as p
-from workbench.engine.backends.base import Header, Runner, RunnerError, next_id
-from workbench.engine.catalog import Entry
-from workbench.engine.params import GenParams
-from workbench.engine.resources import check_memory
-from workbench.engine.worker import WorkerDied, WorkerProcess, describe_exit
+from workbench.engine.models.catalog import Entry
+from workbench.engine.running import cpu
+from workbench.engine.running import protocol as p
+from workbench.engine.running.backends.base import Header, Runner, RunnerError, next_id
+from workbench.engine.running.params import GenParams
+from workbench.engine.running.resources import check_memory
+from workbench.engine.running.worker import WorkerDied, WorkerProcess, describe_exit
 
 DEFAULT_MAX_CTX = 4096
 E = TypeVar("E", p.Counted, p.Tokenized)
@@ -40,7 +40,7 @@ class LocalRunner(Runner):
     restarted when the context size changes, and after it dies.
 
     ``cpu_repack`` is the user's setting for llama.cpp's weight repacking
-    (``auto``, ``on``, ``off``; see ``engine.cpu``). A worker killed by a
+    (``auto``, ``on``, ``off``; see ``engine.running.cpu``). A worker killed by a
     signal during the load's first decode with repacking on is started once
     more with it off; the ``Loaded`` event's note says so, and the choice is
     remembered for this file on this CPU.

@@ -27,13 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from workbench.engine import bundled, paths
-from workbench.engine import protocol as p
-from workbench.engine.backends.base import Runner
-from workbench.engine.catalog import Entry
-from workbench.engine.compare import Comparison, Job, Result
-from workbench.engine.params import GenParams
-from workbench.engine.store import (
+from workbench.engine import paths
+from workbench.engine.history.store import (
     ModelRecord,
     Panel,
     PanelState,
@@ -42,6 +37,12 @@ from workbench.engine.store import (
     StoreError,
     process_identity,
 )
+from workbench.engine.models import bundled
+from workbench.engine.models.catalog import Entry
+from workbench.engine.running import protocol as p
+from workbench.engine.running.backends.base import Runner
+from workbench.engine.running.compare import Comparison, Job, Result
+from workbench.engine.running.params import GenParams
 
 #: Longest time streamed text waits in memory before it is saved.
 FLUSH_INTERVAL_S = 0.5

@@ -11,9 +11,9 @@ import threading
 import zlib
 from collections.abc import Iterator
 
-from workbench.engine import protocol as p
-from workbench.engine.backends.base import Header, Runner, next_id
-from workbench.engine.params import GenParams
+from workbench.engine.running import protocol as p
+from workbench.engine.running.backends.base import Header, Runner, next_id
+from workbench.engine.running.params import GenParams
 
 
 class ScriptedRunner(Runner):

@@ -13,7 +13,7 @@ from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from workbench.engine.gguf import ArrayInfo, GGUFFile, ggml_type_name, read_gguf
+from workbench.engine.models.gguf import ArrayInfo, GGUFFile, ggml_type_name, read_gguf
 from workbench.engine.sanitize import clean
 
 __all__ = ["FILE_TYPE_NAMES", "ModelInfo", "describe", "format_bytes", "format_count"]

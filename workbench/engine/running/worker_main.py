@@ -1,7 +1,7 @@
 """The worker process: one llama.cpp model, driven by requests on stdin.
 
-Started by ``workbench.engine.worker.WorkerProcess`` as
-``python -m workbench.engine.worker_main``. Events go back on a private
+Started by ``workbench.engine.running.worker.WorkerProcess`` as
+``python -m workbench.engine.running.worker_main``. Events go back on a private
 copy of the original stdout; fd 1 itself is pointed at stderr, so anything
 llama.cpp prints can never corrupt the protocol stream.
 
@@ -32,9 +32,9 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
-from workbench.engine import protocol as p
-from workbench.engine.tokens import pieces_from_bytes
-from workbench.engine.worker import FAULT_ENV
+from workbench.engine.prompts.tokens import pieces_from_bytes
+from workbench.engine.running import protocol as p
+from workbench.engine.running.worker import FAULT_ENV
 
 # Added to the worker's nice value. With two models decoding on two cores,
 # an app at the same priority waits its turn behind them for every key
@@ -63,8 +63,8 @@ def main() -> int:
     threading.Thread(target=_read, args=(jobs, counts, state, send), daemon=True).start()
     threading.Thread(target=_count_loop, args=(counts, state, send), daemon=True).start()
 
-    from workbench.engine.backends.llama_local import LocalModel, ModelError
-    from workbench.engine.params import ParamError, from_mapping
+    from workbench.engine.running.backends.llama_local import LocalModel, ModelError
+    from workbench.engine.running.params import ParamError, from_mapping
 
     crash_after = _fault_tokens(os.environ.get(FAULT_ENV, ""))
 

@@ -20,7 +20,7 @@ import sys
 import threading
 from collections.abc import Callable
 
-from workbench.engine import protocol as p
+from workbench.engine.running import protocol as p
 
 STDERR_LINES = 40
 # A test-only fault switch, read by the worker: with this set to
@@ -66,7 +66,7 @@ class WorkerProcess:
         self.exit_message: str | None = None
         self._closing = False
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "workbench.engine.worker_main"],
+            [sys.executable, "-m", "workbench.engine.running.worker_main"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,

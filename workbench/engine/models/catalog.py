@@ -9,11 +9,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from workbench.engine import bundled, paths
+from workbench.engine import paths
 from workbench.engine.config import Settings
-from workbench.engine.gguf import GGUFError
-from workbench.engine.infocache import InfoCache
-from workbench.engine.modelinfo import ModelInfo, describe
+from workbench.engine.models import bundled
+from workbench.engine.models.gguf import GGUFError
+from workbench.engine.models.infocache import InfoCache
+from workbench.engine.models.modelinfo import ModelInfo, describe
 from workbench.engine.sanitize import clean
 
 

@@ -14,7 +14,7 @@ from typing import Any
 import jinja2
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from workbench.engine.protocol import Prompt
+from workbench.engine.running.protocol import Prompt
 
 
 class TemplateError(ValueError):

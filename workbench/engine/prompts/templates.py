@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from workbench.engine import paths
-from workbench.engine.protocol import Mode, Prompt
+from workbench.engine.running.protocol import Mode, Prompt
 
 BUILTIN_FILE = "builtin_templates.toml"
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
@@ -382,7 +382,7 @@ def templates_dir() -> Path:
 
 @functools.cache
 def _builtins() -> dict[str, Template]:
-    text = resources.files("workbench.engine").joinpath(BUILTIN_FILE).read_text("utf-8")
+    text = resources.files("workbench.engine.prompts").joinpath(BUILTIN_FILE).read_text("utf-8")
     data = tomllib.loads(text)
     return {name: Template.from_mapping(name, table, builtin=True) for name, table in data.items()}
 

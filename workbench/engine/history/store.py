@@ -32,7 +32,7 @@ from typing import Any, Literal, cast, get_args
 import psutil
 
 from workbench.engine import paths
-from workbench.engine.protocol import Stats
+from workbench.engine.running.protocol import Stats
 
 FILE_NAME = "history.sqlite"
 #: How long a write waits for another program's transaction before giving up.

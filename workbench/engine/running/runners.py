@@ -6,10 +6,10 @@ to a .gguf file, or (for model servers) a URL.
 
 from __future__ import annotations
 
-from workbench.engine.backends.base import Runner
-from workbench.engine.backends.local import LocalRunner
-from workbench.engine.catalog import Catalog
 from workbench.engine.config import Settings
+from workbench.engine.models.catalog import Catalog
+from workbench.engine.running.backends.base import Runner
+from workbench.engine.running.backends.local import LocalRunner
 
 
 class UnknownModel(KeyError):
@@ -27,7 +27,7 @@ def make_runner(ref: str, settings: Settings, catalog: Catalog) -> Runner:
     (``NAME`` or ``NAME#MODEL``) gives a RemoteRunner; it asks the server
     nothing until it is first used.
     """
-    from workbench.engine.backends.remote import RemoteRunner, SpecError, spec_for
+    from workbench.engine.running.backends.remote import RemoteRunner, SpecError, spec_for
 
     try:
         spec = spec_for(ref, settings.servers)

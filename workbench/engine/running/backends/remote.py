@@ -37,12 +37,12 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from workbench import __version__
-from workbench.engine import protocol as p
-from workbench.engine.backends.base import Header, Runner, RunnerError, next_id
-from workbench.engine.modelinfo import format_bytes, format_count
-from workbench.engine.params import GenParams
+from workbench.engine.models.modelinfo import format_bytes, format_count
+from workbench.engine.prompts.tokens import pieces_from_bytes, reference_count
+from workbench.engine.running import protocol as p
+from workbench.engine.running.backends.base import Header, Runner, RunnerError, next_id
+from workbench.engine.running.params import GenParams
 from workbench.engine.sanitize import clean
-from workbench.engine.tokens import pieces_from_bytes, reference_count
 
 DEFAULT_TIMEOUT_S = 300.0  # a long prompt on a slow server can take minutes before a token
 DEFAULT_N_CTX = 4096
@@ -355,7 +355,7 @@ class RemoteRunner(Runner):
     # -- what the panel shows -------------------------------------------------------
 
     def _make_header(self, meta: Mapping[str, Any]) -> Header:
-        from workbench.engine.hub import quant_from_name
+        from workbench.engine.models.hub import quant_from_name
 
         name = self.model or f"model at {self._http.shown}"
         if name.lower().endswith(".gguf"):

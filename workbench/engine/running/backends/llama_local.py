@@ -1,6 +1,6 @@
 """A llama.cpp model, driven through the low-level bindings.
 
-This module runs only inside a worker process (see ``workbench.engine.worker``);
+This module runs only inside a worker process (see ``workbench.engine.running.worker``);
 the app never imports it. The decode loop is our own rather than
 ``Llama.create_completion``: that API re-detokenizes the whole completion on
 every token, and its per-token Python overhead costs up to a fifth of the
@@ -29,9 +29,10 @@ from typing import Any
 import llama_cpp as ll
 import numpy as np
 
-from workbench.engine.chat import TemplateError, render
-from workbench.engine.params import GenParams
-from workbench.engine.protocol import (
+from workbench.engine.prompts.chat import TemplateError, render
+from workbench.engine.prompts.tokens import pieces_from_bytes
+from workbench.engine.running.params import GenParams
+from workbench.engine.running.protocol import (
     Done,
     Event,
     Loaded,
@@ -41,8 +42,7 @@ from workbench.engine.protocol import (
     StopReason,
     Token,
 )
-from workbench.engine.tokens import pieces_from_bytes
-from workbench.engine.worker import FAULT_ENV
+from workbench.engine.running.worker import FAULT_ENV
 
 _backend_ready = False
 
@@ -146,7 +146,7 @@ class LocalModel:
         start = time.perf_counter()
         mparams = ll.llama_model_default_params()
         mparams.use_mmap = True
-        # The one CPU-dependent load setting, chosen by the app (engine.cpu).
+        # The one CPU-dependent load setting, chosen by the app (engine.running.cpu).
         mparams.use_extra_bufts = repack
         self.repack = repack
         model, self.buffers = _load(path, mparams)

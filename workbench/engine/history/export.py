@@ -14,9 +14,9 @@ import re
 from datetime import datetime
 from typing import Any
 
-from workbench.engine.protocol import STOP_LABELS
+from workbench.engine.history.store import Panel, Run, first_line
+from workbench.engine.running.protocol import STOP_LABELS
 from workbench.engine.sanitize import clean
-from workbench.engine.store import Panel, Run, first_line
 
 FORMAT = "workbench-run"
 FORMAT_VERSION = 1

@@ -32,8 +32,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from workbench.engine.gguf import GGUFError
-from workbench.engine.modelinfo import FILE_TYPE_NAMES, ModelInfo, describe, format_bytes
+from workbench.engine.models.gguf import GGUFError
+from workbench.engine.models.modelinfo import FILE_TYPE_NAMES, ModelInfo, describe, format_bytes
 from workbench.engine.sanitize import clean
 
 __all__ = [

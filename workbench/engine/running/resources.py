@@ -6,7 +6,7 @@ import os
 
 import psutil
 
-from workbench.engine.modelinfo import ModelInfo
+from workbench.engine.models.modelinfo import ModelInfo
 
 GiB = 1 << 30
 # Compute buffers, the logits row, the Python interpreter and llama.cpp's

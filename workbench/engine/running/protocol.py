@@ -46,7 +46,7 @@ class Prompt:
 class Load:
     """Load a model. ``repack`` is llama.cpp's ``use_extra_bufts``: whether
     weights are copied into CPU-specific layouts at load. The app decides it
-    (``engine.cpu``); left out, it is off, which runs on every CPU."""
+    (``engine.running.cpu``); left out, it is off, which runs on every CPU."""
 
     path: str
     n_ctx: int

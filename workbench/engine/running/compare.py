@@ -19,10 +19,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
-from workbench.engine import protocol as p
-from workbench.engine.backends.base import Runner, RunnerError
-from workbench.engine.params import GenParams
-from workbench.engine.tokens import Budget
+from workbench.engine.prompts.tokens import Budget
+from workbench.engine.running import protocol as p
+from workbench.engine.running.backends.base import Runner, RunnerError
+from workbench.engine.running.params import GenParams
 
 Schedule = Literal["parallel", "sequential"]
 OnEvent = Callable[[int, p.Event], None]

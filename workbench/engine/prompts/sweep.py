@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from workbench.engine.params import FIELDS, GenParams, ParamError, coerce, from_mapping
+from workbench.engine.running.params import FIELDS, GenParams, ParamError, coerce, from_mapping
 
 MAX_VALUES = 8
 """Most values in one sweep (each is a model process of its own)."""

@@ -14,9 +14,9 @@ import dataclasses
 from collections.abc import Iterator
 from typing import Any
 
-from workbench.engine import protocol as p
-from workbench.engine.backends.base import Header, Runner
-from workbench.engine.params import GenParams
+from workbench.engine.running import protocol as p
+from workbench.engine.running.backends.base import Header, Runner
+from workbench.engine.running.params import GenParams
 
 
 class VariantRunner(Runner):

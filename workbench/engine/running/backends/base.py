@@ -7,8 +7,8 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from workbench.engine.params import GenParams
-from workbench.engine.protocol import Counted, Event, Prompt, Tokenized
+from workbench.engine.running.params import GenParams
+from workbench.engine.running.protocol import Counted, Event, Prompt, Tokenized
 
 _ids = itertools.count(1)
 

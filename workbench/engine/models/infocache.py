@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from workbench.engine import paths
-from workbench.engine.modelinfo import ModelInfo, describe
+from workbench.engine.models.modelinfo import ModelInfo, describe
 
 VERSION = 1
 FILE_NAME = "model-info.json"
