@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from workbench.engine.running.params import GenParams
 
 from workbench import __version__, cli_doctor, cli_history, cli_hub, cli_templates
+from workbench.engine.errors import WorkbenchError
 from workbench.engine.running.params import ParamError
 from workbench.engine.sanitize import clean
 
@@ -124,14 +125,26 @@ def main(argv: Sequence[str] | None = None) -> int:
             **cli_templates.HANDLERS,
         }[args.command]
         return handler(args)
-    except ParamError as exc:
-        _err(str(exc))
-        return 2
+    except WorkbenchError as exc:
+        # The one place an engine error reaches the user from the command line.
+        _err(exc.message)
+        return _exit_status(exc)
     except KeyboardInterrupt:
         _err("interrupted")
         return 130
     except BrokenPipeError:
         return 1
+
+
+def _exit_status(exc: WorkbenchError) -> int:
+    """2 when the command line asked for something wrong (a setting's value,
+    a Hub file no name or quant picks out), as argparse exits for its own
+    errors; 1 when something failed."""
+    from workbench.engine.models.hub import HubError
+
+    if isinstance(exc, ParamError) or (isinstance(exc, HubError) and exc.kind == "choice"):
+        return 2
+    return 1
 
 
 # -- helpers --------------------------------------------------------------------
@@ -170,15 +183,12 @@ def _read_text(value: str | None, what: str) -> str:
 
 
 def _runners(refs: Sequence[str], settings: Settings) -> list[Any]:
-    """Runners for model ids; exits with a message for an unknown id."""
+    """Runners for model ids; UnknownModel says which id is unknown."""
     from workbench.engine.models.catalog import build_catalog
-    from workbench.engine.running.runners import UnknownModel, make_runner
+    from workbench.engine.running.runners import make_runner
 
     catalog = build_catalog(settings)
-    try:
-        return [make_runner(ref, settings, catalog) for ref in refs]
-    except UnknownModel as exc:
-        raise SystemExit(f"workbench: {exc.message}") from None
+    return [make_runner(ref, settings, catalog) for ref in refs]
 
 
 # -- commands -------------------------------------------------------------------
@@ -225,7 +235,7 @@ def _cmd_models(args: argparse.Namespace) -> int:
 
 
 def _install_defaults() -> int:
-    from workbench.engine.models.bundled import InstallError, install_defaults
+    from workbench.engine.models.bundled import install_defaults
 
     last = {"pct": -1}
     tty = sys.stderr.isatty()
@@ -240,11 +250,7 @@ def _install_defaults() -> int:
             if tty and done == total:
                 print(file=sys.stderr)
 
-    try:
-        install_defaults(progress=progress, log=lambda msg: print(msg, file=sys.stderr))
-    except InstallError as exc:
-        _err(str(exc))
-        return 1
+    install_defaults(progress=progress, log=lambda msg: print(msg, file=sys.stderr))
     return 0
 
 

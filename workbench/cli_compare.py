@@ -121,20 +121,18 @@ class _Plan:
             return [("", p.Prompt(text or "", args.system, mode or "chat"))]
         from workbench.engine.prompts import templates as t
 
-        try:
-            template = t.load_template(args.template)
-            values = t.parse_assignments(args.values)
-            if text is not None:
-                values.setdefault("input", text)
-            shots = t.parse_shots(args.shots) if args.shots else None
-            system = args.system or None
-            if shots is not None and len(shots) > 1:
-                prompts = template.variants(values, shots, mode=mode, system=system)
-            else:
-                one = shots[0] if shots else None
-                prompts = [("", template.prompt(values, one, mode=mode, system=system))]
-        except t.TemplateError as exc:
-            raise SystemExit(f"workbench: {clean(str(exc), max_len=2000)}") from None
+        # A TemplateError reaches the user through ``cli.main``.
+        template = t.load_template(args.template)
+        values = t.parse_assignments(args.values)
+        if text is not None:
+            values.setdefault("input", text)
+        shots = t.parse_shots(args.shots) if args.shots else None
+        system = args.system or None
+        if shots is not None and len(shots) > 1:
+            prompts = template.variants(values, shots, mode=mode, system=system)
+        else:
+            one = shots[0] if shots else None
+            prompts = [("", template.prompt(values, one, mode=mode, system=system))]
         self.template = {"name": template.name, "shots": shots, "values": template.values(values)}
         return prompts
 

@@ -61,20 +61,15 @@ def run_pull(args: argparse.Namespace) -> int:
 
     repo_id, quant = _split_ref(args.repo)
     quant = args.quant or (None if args.file else quant)
-    try:
-        listing = hub.list_gguf(repo_id, args.revision)
-        if not (quant or args.file):
-            return _print_listing(listing, args.json)
-        model = hub.choose(listing, file=args.file, quant=quant)
-    except hub.HubError as exc:
-        _err(exc.message)
-        return 2 if exc.kind == "choice" else 1
+    # A HubError reaches the user through ``cli.main``: exit status 2 when no
+    # file or several match what was asked for, 1 for every other failure.
+    listing = hub.list_gguf(repo_id, args.revision)
+    if not (quant or args.file):
+        return _print_listing(listing, args.json)
+    model = hub.choose(listing, file=args.file, quant=quant)
     report = _progress_printer(model.label)
     try:
         pulled = hub.download(listing, model, progress=report)
-    except hub.HubError as exc:
-        _err(exc.message)
-        return 1
     except KeyboardInterrupt:
         print(file=sys.stderr)
         _err("interrupted; the next `workbench pull` of this file continues where it stopped")

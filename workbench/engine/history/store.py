@@ -32,6 +32,7 @@ from typing import Any, Literal, cast, get_args
 import psutil
 
 from workbench.engine import paths
+from workbench.engine.errors import WorkbenchError
 from workbench.engine.running.protocol import Stats
 
 FILE_NAME = "history.sqlite"
@@ -51,7 +52,7 @@ _STATS_FIELDS = frozenset(f.name for f in dataclasses.fields(Stats))
 _START_TOLERANCE_S = 0.5
 
 
-class StoreError(RuntimeError):
+class StoreError(WorkbenchError, RuntimeError):
     """The history cannot be opened, read or written; the message is for the user."""
 
 

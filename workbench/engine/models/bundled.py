@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from workbench.engine import paths
+from workbench.engine.errors import WorkbenchError
 
 CHUNK = 1 << 20
 
@@ -29,7 +30,7 @@ Progress = Callable[[str, int, int], None]
 """Called as progress(label, done_bytes, total_bytes)."""
 
 
-class InstallError(RuntimeError):
+class InstallError(WorkbenchError, RuntimeError):
     """An install step failed; the message says which and what to do."""
 
 

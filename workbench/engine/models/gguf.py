@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from workbench.engine.errors import WorkbenchError
+
 __all__ = [
     "GGML_TYPE_NAMES",
     "ArrayInfo",
@@ -158,7 +160,7 @@ _GGML_TYPES: dict[int, tuple[str, int, int]] = {
 GGML_TYPE_NAMES: dict[int, str] = {k: v[0] for k, v in _GGML_TYPES.items()}
 
 
-class GGUFError(Exception):
+class GGUFError(WorkbenchError):
     """A file that cannot be read as GGUF; ``str(err)`` is the human-readable reason."""
 
     def __init__(self, reason: str) -> None:

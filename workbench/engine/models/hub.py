@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from workbench.engine.errors import WorkbenchError
 from workbench.engine.models.gguf import GGUFError
 from workbench.engine.models.modelinfo import FILE_TYPE_NAMES, ModelInfo, describe, format_bytes
 from workbench.engine.sanitize import clean
@@ -192,7 +193,7 @@ class RepoListing:
         }
 
 
-class HubError(Exception):
+class HubError(WorkbenchError):
     """Listing or downloading failed; the message is for the user.
 
     ``kind`` says what went wrong: "offline", "network", "auth", "not_found",
@@ -203,10 +204,6 @@ class HubError(Exception):
     def __init__(self, message: str, kind: str = "error") -> None:
         super().__init__(message)
         self.kind = kind
-
-    @property
-    def message(self) -> str:
-        return str(self.args[0])
 
 
 class DownloadCancelled(HubError):

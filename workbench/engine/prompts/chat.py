@@ -14,10 +14,11 @@ from typing import Any
 import jinja2
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from workbench.engine.errors import WorkbenchError
 from workbench.engine.running.protocol import Prompt
 
 
-class TemplateError(ValueError):
+class TemplateError(WorkbenchError, ValueError):
     """The chat template could not be rendered; the message says why."""
 
 

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from workbench.engine import paths
+from workbench.engine.errors import WorkbenchError
 from workbench.engine.running.protocol import Mode, Prompt
 
 BUILTIN_FILE = "builtin_templates.toml"
@@ -34,7 +35,7 @@ _VARIABLE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _MODES = ("chat", "raw")
 
 
-class TemplateError(ValueError):
+class TemplateError(WorkbenchError, ValueError):
     """A template that cannot be found, read, filled in or saved; the message says why."""
 
 

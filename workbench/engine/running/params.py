@@ -7,11 +7,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from workbench.engine.errors import WorkbenchError
+
 MAX_LOGPROBS = 10
 """Most alternatives shown per generated token."""
 
 
-class ParamError(ValueError):
+class ParamError(WorkbenchError, ValueError):
     """A generation setting with a value it cannot take; the message says which."""
 
 

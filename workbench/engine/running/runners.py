@@ -7,12 +7,13 @@ to a .gguf file, or (for model servers) a URL.
 from __future__ import annotations
 
 from workbench.engine.config import Settings
+from workbench.engine.errors import WorkbenchError
 from workbench.engine.models.catalog import Catalog
 from workbench.engine.running.backends.base import Runner
 from workbench.engine.running.backends.local import LocalRunner
 
 
-class UnknownModel(KeyError):
+class UnknownModel(WorkbenchError, KeyError):
     """No model matches; ``message`` says what is known instead."""
 
     @property

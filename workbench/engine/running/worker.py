@@ -20,6 +20,7 @@ import sys
 import threading
 from collections.abc import Callable
 
+from workbench.engine.errors import WorkbenchError
 from workbench.engine.running import protocol as p
 
 STDERR_LINES = 40
@@ -42,7 +43,7 @@ def describe_exit(code: int) -> str:
     return f"exited with code {code}"
 
 
-class WorkerDied(RuntimeError):
+class WorkerDied(WorkbenchError, RuntimeError):
     """The worker process ended while a request was waiting for it."""
 
 

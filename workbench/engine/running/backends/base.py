@@ -7,6 +7,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from workbench.engine.errors import WorkbenchError
 from workbench.engine.running.params import GenParams
 from workbench.engine.running.protocol import Counted, Event, Prompt, Tokenized
 
@@ -85,5 +86,5 @@ class Runner(ABC):
         """Free the model (end its worker)."""
 
 
-class RunnerError(RuntimeError):
+class RunnerError(WorkbenchError, RuntimeError):
     """A model cannot be loaded or asked; the message is for the user."""

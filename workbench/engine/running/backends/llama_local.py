@@ -29,6 +29,7 @@ from typing import Any
 import llama_cpp as ll
 import numpy as np
 
+from workbench.engine.errors import WorkbenchError
 from workbench.engine.prompts.chat import TemplateError, render
 from workbench.engine.prompts.tokens import pieces_from_bytes
 from workbench.engine.running.params import GenParams
@@ -95,7 +96,7 @@ def patch_default_params(repack: bool) -> None:
     low.llama_model_default_params = default_params
 
 
-class ModelError(RuntimeError):
+class ModelError(WorkbenchError, RuntimeError):
     """A model could not load or run; the message is for the user."""
 
 

@@ -37,6 +37,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from workbench import __version__
+from workbench.engine.errors import WorkbenchError
 from workbench.engine.models.modelinfo import format_bytes, format_count
 from workbench.engine.prompts.tokens import pieces_from_bytes, reference_count
 from workbench.engine.running import protocol as p
@@ -55,7 +56,7 @@ _ENDPOINT_SUFFIXES = ("/chat/completions", "/completions", "/models")
 __all__ = ["RemoteRunner", "ServerSpec", "SpecError", "looks_like_url", "parse_url", "spec_for"]
 
 
-class SpecError(ValueError):
+class SpecError(WorkbenchError, ValueError):
     """A server reference that cannot be used; the message says why."""
 
 
