@@ -15,7 +15,7 @@ import os
 import sys
 from pathlib import Path
 
-from workbench.engine.running.backends.llama_local import patch_default_params
+from workbench.engine.running.backends.llama_load import patch_default_params
 from workbench.engine.running.cpu import repack_for
 
 

@@ -124,7 +124,7 @@ def test_the_advice_names_the_cpu_and_the_setting() -> None:
 
 _BUFFERS = """
 import json, sys
-from workbench.engine.running.backends.llama_local import load_weights
+from workbench.engine.running.backends.llama_load import load_weights
 print(json.dumps(load_weights(sys.argv[1], sys.argv[2] == "on")))
 """
 

@@ -14,7 +14,7 @@ from workbench.engine.models.hub import DownloadCancelled, HubError
 from workbench.engine.prompts.chat import TemplateError as ChatTemplateError
 from workbench.engine.prompts.templates import TemplateError
 from workbench.engine.running.backends.base import RunnerError
-from workbench.engine.running.backends.remote import SpecError
+from workbench.engine.running.backends.remote_spec import SpecError
 from workbench.engine.running.params import ParamError
 from workbench.engine.running.runners import UnknownModel
 from workbench.engine.running.worker import WorkerDied
@@ -51,9 +51,9 @@ def test_the_message_is_the_text_without_quotes() -> None:
 
 
 def test_the_workers_model_error_is_one_too() -> None:
-    llama_local = pytest.importorskip("workbench.engine.running.backends.llama_local")
-    assert issubclass(llama_local.ModelError, WorkbenchError)
-    assert issubclass(llama_local.ModelError, RuntimeError)
+    llama_load = pytest.importorskip("workbench.engine.running.backends.llama_load")
+    assert issubclass(llama_load.ModelError, WorkbenchError)
+    assert issubclass(llama_load.ModelError, RuntimeError)
 
 
 def _fail_with(monkeypatch: pytest.MonkeyPatch, error: Exception) -> None:

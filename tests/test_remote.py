@@ -29,7 +29,8 @@ from workbench.engine.models.catalog import build_catalog
 from workbench.engine.running import protocol as p
 from workbench.engine.running.backends.base import RunnerError
 from workbench.engine.running.backends.local import LocalRunner
-from workbench.engine.running.backends.remote import RemoteRunner, parse_url
+from workbench.engine.running.backends.remote import RemoteRunner
+from workbench.engine.running.backends.remote_spec import parse_url
 from workbench.engine.running.compare import Comparison, Job
 from workbench.engine.running.params import GenParams
 from workbench.engine.running.runners import UnknownModel, make_runner

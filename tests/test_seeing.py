@@ -29,7 +29,8 @@ from workbench.engine.prompts.tokens import pieces_from_bytes, reference_count, 
 from workbench.engine.running import protocol as p
 from workbench.engine.running.backends.base import Runner, RunnerError
 from workbench.engine.running.backends.local import LocalRunner
-from workbench.engine.running.backends.remote import RemoteRunner, parse_url
+from workbench.engine.running.backends.remote import RemoteRunner
+from workbench.engine.running.backends.remote_spec import parse_url
 from workbench.engine.running.backends.scripted import ScriptedRunner
 from workbench.engine.running.backends.variant import VariantRunner
 from workbench.engine.running.params import FIELDS, HELP, GenParams, ParamError, from_mapping

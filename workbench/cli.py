@@ -140,7 +140,7 @@ def _exit_status(exc: WorkbenchError) -> int:
     """2 when the command line asked for something wrong (a setting's value,
     a Hub file no name or quant picks out), as argparse exits for its own
     errors; 1 when something failed."""
-    from workbench.engine.models.hub import HubError
+    from workbench.engine.models.hub_errors import HubError
 
     if isinstance(exc, ParamError) or (isinstance(exc, HubError) and exc.kind == "choice"):
         return 2

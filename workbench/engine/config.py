@@ -94,7 +94,7 @@ class Settings:
     cpu_repack: str = "auto"
     generation: GenParams = field(default_factory=GenParams)
     # [servers.NAME] tables, checked: base_url, model, api_key_env (str), n_ctx (int),
-    # timeout (float). See running/backends/remote.py.
+    # timeout (float). See running/backends/remote_spec.py.
     servers: dict[str, dict[str, Any]] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     path: Path | None = None

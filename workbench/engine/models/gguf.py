@@ -14,9 +14,7 @@ keeps reading the metadata of a model in the low milliseconds.
 
 from __future__ import annotations
 
-import functools
 import os
-import re
 import stat
 import struct
 from dataclasses import dataclass
@@ -24,6 +22,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from workbench.engine.errors import WorkbenchError
+from workbench.engine.models.gguf_reader import Reader, Truncated
 
 __all__ = [
     "GGML_TYPE_NAMES",
@@ -47,37 +46,6 @@ MAX_ARRAY_DEPTH = 8
 # 4 GiB string. Counts at or above this are reported as corrupt ("absurd")
 # rather than as a truncated download.
 ABSURD_COUNT = 2**32
-
-# Reads start small after every seek (the next item is often a few bytes) and
-# double while reading stays sequential, so a vocabulary is read in big chunks.
-_MIN_CHUNK = 64 << 10
-_MAX_CHUNK = 1 << 20
-
-# Skipping a vocabulary means following a chain of length prefixes, which is
-# slow as a Python loop (the Gemma 3 vocabulary has 262,144 strings). A regular
-# expression walks the chain in C instead: each alternative matches one string
-# of a given short length (one length byte, seven zero bytes, then exactly that
-# many bytes), and the pattern takes a whole block of such strings. The zero
-# bytes are matched, so a block only succeeds where the prefixes really say so.
-# The repeat is possessive (no backtracking state is kept per string), and the
-# alternatives come in the order of how common each length is in real
-# vocabularies (counted in the SmolLM2 and Gemma 3 ones, byte-level BPE and
-# SentencePiece), since the engine tries them in turn. Against plain order
-# 1, 2, 3, ... without the possessive repeat, a whole read_gguf took 11% (Gemma)
-# and 14% (SmolLM2) fewer instructions under callgrind; the regex engine still
-# spends about 400 instructions on each string.
-_STRING_BLOCK = 128
-_BLOCK_LENGTHS = (
-    6, 9, 7, 8, 4, 5, 3, 10, 12, 11, 13, 15, 2, 14, 18, 21, 16, 17, 24, 27, 19, 30,
-    1, 33, 23, 36, 25, 39, 20, 42, 22, 26, 29, 48, 34, 32, 50, 28, 31, 45, 38, 40,
-    46, 44, 58, 41, 56, 52, 54, 62, 60, 47, 35, 37, 43, 49, 51, 53, 55, 57, 59, 61,
-    63, 0,
-)  # fmt: skip
-# How much of the file to keep buffered ahead while skipping strings: more
-# than a big block of the longest strings it takes, so a block never fails
-# only because the window ends. Below it the window grows by a whole read
-# chunk, so refills stay rare however often a block fails.
-_SKIP_AHEAD = 128 << 10
 
 # Metadata value types.
 T_UINT8, T_INT8, T_UINT16, T_INT16, T_UINT32, T_INT32 = 0, 1, 2, 3, 4, 5
@@ -107,8 +75,6 @@ _MIN_VALUE_SIZE[T_ARRAY] = 12  # item type and length of an empty array
 _MIN_KV_SIZE = 8 + 4 + 1  # key length prefix, value type, a one-byte value
 _MIN_TENSOR_INFO_SIZE = 8 + 4 + 8 + 4 + 8  # name prefix, n_dims, one dim, type, offset
 _HEADER = struct.Struct("<4sIQQ")
-_U32 = struct.Struct("<I")
-_U64 = struct.Struct("<Q")
 
 # ggml tensor types: name, elements per block, bytes per block. Values from
 # ggml.h / gguf-py; ids 31-33 and 36-38 are retired repacked layouts that old
@@ -253,131 +219,8 @@ def _quote(name: str, limit: int = 60) -> str:
     return repr(name if len(name) <= limit else name[:limit] + "…")
 
 
-@functools.cache
-def _string_block_pattern() -> re.Pattern[bytes]:
-    # Compiled on first use: it costs a few milliseconds, and only readers of
-    # files with large string arrays need it.
-    one = b"|".join(
-        re.escape(bytes([n])) + b"\\x00" * 7 + (b".{%d}" % n if n else b"") for n in _BLOCK_LENGTHS
-    )
-    return re.compile(b"(?:%s){%d}+" % (one, _STRING_BLOCK), re.DOTALL)
-
-
-class _Truncated(Exception):
-    """Raised inside the reader when the file ends before the data it announced."""
-
-
-class _Reader:
-    """Sequential reads from a window of the file, with seeks for large skips.
-
-    Invariant: the file position is ``_base + len(_buf)``, so refilling appends.
-    """
-
-    __slots__ = ("_base", "_buf", "_chunk", "_f", "_pos", "size")
-
-    def __init__(self, f: BinaryIO, size: int) -> None:
-        self._f = f
-        self.size = size
-        self._buf = b""
-        self._base = 0
-        self._pos = 0
-        self._chunk = _MIN_CHUNK
-
-    @property
-    def offset(self) -> int:
-        return self._base + self._pos
-
-    @property
-    def remaining(self) -> int:
-        return self.size - self.offset
-
-    def _need(self, n: int) -> None:
-        avail = len(self._buf) - self._pos
-        if avail >= n:
-            return
-        if self.offset + n > self.size:
-            raise _Truncated
-        end = self._base + len(self._buf)
-        want = min(max(n - avail, self._chunk), self.size - end)
-        self._chunk = min(self._chunk * 2, _MAX_CHUNK)
-        data = self._f.read(want)
-        self._buf = self._buf[self._pos :] + data
-        self._base += self._pos
-        self._pos = 0
-        if len(self._buf) < n:
-            # The file shrank after it was measured.
-            raise _Truncated
-
-    def _seek_to(self, offset: int) -> None:
-        if offset > self.size:
-            raise _Truncated
-        rel = offset - self._base
-        if 0 <= rel <= len(self._buf):
-            self._pos = rel
-            return
-        self._f.seek(offset)
-        self._buf = b""
-        self._base = offset
-        self._pos = 0
-        self._chunk = _MIN_CHUNK
-
-    def read(self, n: int) -> bytes:
-        self._need(n)
-        start = self._pos
-        self._pos = start + n
-        return self._buf[start : start + n]
-
-    def unpack(self, st: struct.Struct) -> tuple[object, ...]:
-        self._need(st.size)
-        values = st.unpack_from(self._buf, self._pos)
-        self._pos += st.size
-        return values
-
-    def u32(self) -> int:
-        self._need(4)
-        (value,) = _U32.unpack_from(self._buf, self._pos)
-        self._pos += 4
-        return int(value)
-
-    def u64(self) -> int:
-        self._need(8)
-        (value,) = _U64.unpack_from(self._buf, self._pos)
-        self._pos += 8
-        return int(value)
-
-    def skip(self, n: int) -> None:
-        self._seek_to(self.offset + n)
-
-    def skip_strings(self, count: int) -> None:
-        """Step over ``count`` length-prefixed strings without decoding them."""
-        block = _string_block_pattern().match
-        unpack = _U64.unpack_from
-        while count:
-            # At least one prefix: a file that ends here is truncated.
-            self._need(max(8, min(self.remaining, _SKIP_AHEAD)))
-            buf = self._buf
-            pos = self._pos
-            last = len(buf) - 8
-            while count >= _STRING_BLOCK and (m := block(buf, pos)) is not None:
-                pos = m.end()
-                count -= _STRING_BLOCK
-            # What the block pattern cannot take (a long string, the tail of the
-            # array) is stepped one prefix at a time. Every pass of the outer
-            # loop consumes at least one string, so it runs at most ``count``
-            # times.
-            steps = min(count, _STRING_BLOCK)
-            while steps and pos <= last:
-                pos += 8 + unpack(buf, pos)[0]
-                count -= 1
-                steps -= 1
-            if pos > len(buf):
-                self._seek_to(self._base + pos)
-            else:
-                self._pos = pos
-
-
 class _Parser:
-    def __init__(self, reader: _Reader, max_array_items: int) -> None:
+    def __init__(self, reader: Reader, max_array_items: int) -> None:
         self.r = reader
         self.max_array_items = max_array_items
         # Describes what is being read, for truncation messages.
@@ -534,15 +377,15 @@ def _read(path: Path, f: BinaryIO, size: int, max_array_items: int, read_tensors
     if size < _HEADER.size:
         raise GGUFError(f"file is truncated: {size} bytes is too short for a GGUF header")
 
-    r = _Reader(f, size)
+    r = Reader(f, size)
     parser = _Parser(r, max_array_items)
     try:
         return _parse(path, r, parser, read_tensors)
-    except _Truncated:
+    except Truncated:
         raise GGUFError(f"file is truncated: {parser.where} runs past end of file") from None
 
 
-def _parse(path: Path, r: _Reader, parser: _Parser, read_tensors: bool) -> GGUFFile:
+def _parse(path: Path, r: Reader, parser: _Parser, read_tensors: bool) -> GGUFFile:
     _, version, n_tensors, n_kv = r.unpack(_HEADER)
     assert isinstance(version, int) and isinstance(n_tensors, int) and isinstance(n_kv, int)
     if version not in SUPPORTED_VERSIONS:

@@ -6,6 +6,8 @@ are literal braces. It may carry a system prompt and a mode. A template with
 ``examples`` is a few-shot task: ``render(values, shots=n)`` puts the first
 ``n`` examples before the new input (see ``FewShot`` for the exact layout),
 so the zero-, one- and few-shot versions of one task can run side by side.
+The text side (variables, filling in, the few-shot layout) is in
+``template_text.py``; its names are importable from here too.
 
 Built-in templates ship in ``builtin_templates.toml`` beside this module and
 are read-only. The user's own live in ``templates/`` in the data folder, one
@@ -17,7 +19,6 @@ from __future__ import annotations
 import functools
 import os
 import re
-import string
 import tomllib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -26,140 +27,23 @@ from pathlib import Path
 from typing import Any
 
 from workbench.engine import paths
-from workbench.engine.errors import WorkbenchError
+from workbench.engine.prompts.template_text import (
+    NAME_RE,
+    VARIABLE_RE,
+    FewShot,
+    TemplateError,
+    check_name,
+    default_shots,
+    fill,
+    missing_message,
+    shot_label,
+    variables_of,
+    variants,
+)
 from workbench.engine.running.protocol import Mode, Prompt
 
 BUILTIN_FILE = "builtin_templates.toml"
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
-_VARIABLE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _MODES = ("chat", "raw")
-
-
-class TemplateError(WorkbenchError, ValueError):
-    """A template that cannot be found, read, filled in or saved; the message says why."""
-
-
-def check_name(name: str) -> str:
-    """``name`` if it can name a template file: letters, digits, ``_ . -``, at
-    most 64 characters, starting with a letter or digit (so never a path)."""
-    if not _NAME.fullmatch(name):
-        raise TemplateError(
-            f"{name!r} cannot name a template: use letters, digits, '_', '.' and '-' "
-            "(at most 64, starting with a letter or digit)"
-        )
-    return name
-
-
-# -- variables ------------------------------------------------------------------
-
-
-def variables_of(text: str) -> list[str]:
-    """The variables ``text`` uses, in order of first use.
-
-    Only plain names are allowed: ``{input}``, not ``{input.upper}``,
-    ``{0}`` or ``{input!r}``, so filling a template in never runs anything.
-    """
-    names: list[str] = []
-    try:
-        parsed = list(string.Formatter().parse(text))
-    except ValueError as exc:
-        raise TemplateError(f"{exc} (write {{{{ and }}}} for literal braces)") from None
-    for _literal, name, spec, conversion in parsed:
-        if name is None:
-            continue
-        if not _VARIABLE.fullmatch(name) or spec or conversion:
-            shown = "{" + name + (f"!{conversion}" if conversion else "") + (
-                f":{spec}" if spec else "") + "}"  # fmt: skip
-            raise TemplateError(
-                f"{shown} is not a variable: write a plain name such as {{input}} "
-                "(and {{ or }} for a literal brace)"
-            )
-        if name not in names:
-            names.append(name)
-    return names
-
-
-def fill(text: str, values: Mapping[str, str]) -> str:
-    """``text`` with its variables replaced; TemplateError names any missing."""
-    wanted = variables_of(text)
-    missing = [name for name in wanted if name not in values]
-    if missing:
-        raise TemplateError(_missing_message(missing))
-    return text.format_map({name: values[name] for name in wanted})
-
-
-def _missing_message(missing: Sequence[str]) -> str:
-    names = ", ".join("{" + m + "}" for m in missing)
-    how = " ".join(f"--set {m}=..." for m in missing)
-    return f"no value for {names} (give it with {how})"
-
-
-# -- few-shot prompts -----------------------------------------------------------
-
-
-def shot_label(n: int) -> str:
-    """``zero-shot``, ``one-shot``, ``3-shot``."""
-    return {0: "zero-shot", 1: "one-shot"}.get(n, f"{n}-shot")
-
-
-@dataclass(frozen=True)
-class FewShot:
-    """One task shown with 0..len(examples) worked examples before a new input.
-
-    ``render(n)`` lays the prompt out exactly like this (labels as given)::
-
-        <instruction>                  (this line and the blank one only when
-                                        the instruction is not empty)
-        Input: <example 1 input>
-        Output: <example 1 output>
-                                       (a blank line after each example)
-        Input: <the new input>
-        Output:
-
-    The text ends right after the last label's colon, with no space or newline,
-    so a base model (raw mode) continues with the answer. A text of several
-    lines starts on the line below its label (``Dialogue:`` then the lines).
-    """
-
-    instruction: str
-    examples: tuple[tuple[str, str], ...]
-    input: str
-    input_label: str = "Input"
-    output_label: str = "Output"
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "examples", tuple((str(i), str(o)) for i, o in self.examples))
-
-    def render(self, n_shots: int | None = None) -> str:
-        """The prompt with the first ``n_shots`` examples (all when None)."""
-        n = len(self.examples) if n_shots is None else n_shots
-        if not 0 <= n <= len(self.examples):
-            raise TemplateError(
-                f"{n} shots asked for, but there are {len(self.examples)} examples "
-                f"(0 to {len(self.examples)})"
-            )
-        parts = [f"{self.instruction}\n\n"] if self.instruction else []
-        for example_in, example_out in self.examples[:n]:
-            parts.append(_labelled(self.input_label, example_in) + "\n")
-            parts.append(_labelled(self.output_label, example_out) + "\n\n")
-        parts.append(_labelled(self.input_label, self.input) + f"\n{self.output_label}:")
-        return "".join(parts)
-
-
-def _labelled(label: str, text: str) -> str:
-    return f"{label}:\n{text}" if "\n" in text else f"{label}: {text}"
-
-
-def default_shots(n_examples: int) -> list[int]:
-    """Zero, one and all examples (without repeats): the classic comparison."""
-    return sorted({0, min(1, n_examples), n_examples})
-
-
-def variants(fewshot: FewShot, shots: Iterable[int] | None = None) -> list[tuple[str, str]]:
-    """(label, prompt) for each number of shots, for panels side by side:
-    zero-, one- and few-shot by default (``default_shots``)."""
-    counts = list(shots) if shots is not None else default_shots(len(fewshot.examples))
-    return [(shot_label(n), fewshot.render(n)) for n in counts]
 
 
 # -- templates ------------------------------------------------------------------
@@ -230,7 +114,7 @@ class Template:
         merged = {**{k: v for k, v in self.defaults.items() if k in wanted}, **given}
         missing = [name for name in wanted if name not in merged]
         if missing:
-            raise TemplateError(f"template {self.name!r}: {_missing_message(missing)}")
+            raise TemplateError(f"template {self.name!r}: {missing_message(missing)}")
         return merged
 
     def fewshot(self, given: Mapping[str, str] | None = None) -> FewShot:
@@ -414,7 +298,7 @@ def list_templates(warn: Callable[[str], None] | None = None) -> list[Template]:
     except OSError:
         files = []
     for path in files:
-        if not _NAME.fullmatch(path.stem):
+        if not NAME_RE.fullmatch(path.stem):
             continue
         if path.stem in _builtins():
             if warn:
@@ -478,7 +362,7 @@ def parse_assignments(items: Iterable[str]) -> dict[str, str]:
     for item in items:
         key, sep, value = item.partition("=")
         key = key.strip()
-        if not sep or not _VARIABLE.fullmatch(key):
+        if not sep or not VARIABLE_RE.fullmatch(key):
             raise TemplateError(f"--set takes NAME=VALUE, such as input=hello, not {item!r}")
         values[key] = value
     return values

@@ -28,7 +28,8 @@ def make_runner(ref: str, settings: Settings, catalog: Catalog) -> Runner:
     (``NAME`` or ``NAME#MODEL``) gives a RemoteRunner; it asks the server
     nothing until it is first used.
     """
-    from workbench.engine.running.backends.remote import RemoteRunner, SpecError, spec_for
+    from workbench.engine.running.backends.remote import RemoteRunner
+    from workbench.engine.running.backends.remote_spec import SpecError, spec_for
 
     try:
         spec = spec_for(ref, settings.servers)

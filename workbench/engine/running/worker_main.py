@@ -63,7 +63,8 @@ def main() -> int:
     threading.Thread(target=_read, args=(jobs, counts, state, send), daemon=True).start()
     threading.Thread(target=_count_loop, args=(counts, state, send), daemon=True).start()
 
-    from workbench.engine.running.backends.llama_local import LocalModel, ModelError
+    from workbench.engine.running.backends.llama_load import ModelError
+    from workbench.engine.running.backends.llama_local import LocalModel
     from workbench.engine.running.params import ParamError, from_mapping
 
     crash_after = _fault_tokens(os.environ.get(FAULT_ENV, ""))

@@ -17,10 +17,7 @@ import codecs
 import ctypes
 import dataclasses
 import os
-import re
-import resource
 import signal
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -29,9 +26,9 @@ from typing import Any
 import llama_cpp as ll
 import numpy as np
 
-from workbench.engine.errors import WorkbenchError
 from workbench.engine.prompts.chat import TemplateError, render
-from workbench.engine.prompts.tokens import pieces_from_bytes
+from workbench.engine.running.backends.llama_load import ModelError, load_model, peak_rss_bytes
+from workbench.engine.running.backends.llama_logprobs import with_probabilities
 from workbench.engine.running.params import GenParams
 from workbench.engine.running.protocol import (
     Done,
@@ -45,92 +42,10 @@ from workbench.engine.running.protocol import (
 )
 from workbench.engine.running.worker import FAULT_ENV
 
-_backend_ready = False
-
 # The warm-up decodes a batch of this many tokens, then one: the first
 # prompt and the first generated token take different kernels (llama.cpp's
 # AMX code crashes on batches of two or more, and not on one).
 WARM_UP_BATCH = 8
-_BUFFER_LINE = re.compile(r"load_tensors:\s+(\S+) model buffer size")
-# ggml_log_level: 0 none, 1 info, 2 warn, 3 error, 4 debug, 5 continues the last.
-_LOG_ERROR, _LOG_CONT = 3, 5
-
-
-class _Log:
-    """llama.cpp's log: errors go to stderr, where the app reads why a load
-    failed; info lines are dropped, except the weight buffers a load makes,
-    which are kept for the ``Loaded`` event."""
-
-    def __init__(self) -> None:
-        self.buffers: list[str] = []
-        self._last_level = 0
-        self.callback = ll.llama_log_callback(self._on_line)
-
-    def _on_line(self, level: int, text: bytes, _user: Any) -> None:
-        line = text.decode("utf-8", errors="replace")
-        if level != _LOG_CONT:
-            self._last_level = level
-        if self._last_level in (0, _LOG_ERROR):
-            sys.stderr.write(line)
-        elif match := _BUFFER_LINE.search(line):
-            self.buffers.append(match.group(1))
-
-
-_log = _Log()
-
-
-def patch_default_params(repack: bool) -> None:
-    """Make every ``llama_cpp.Llama`` made in this process load with
-    ``use_extra_bufts = repack``: for the processes that load models through
-    llama-cpp-python's high-level API (its OpenAI-compatible server, the
-    benchmarks' bare loop) rather than through ``LocalModel``."""
-    import llama_cpp.llama_cpp as low
-
-    original = low.llama_model_default_params
-
-    def default_params() -> Any:
-        params = original()
-        params.use_extra_bufts = repack
-        return params
-
-    low.llama_model_default_params = default_params
-
-
-class ModelError(WorkbenchError, RuntimeError):
-    """A model could not load or run; the message is for the user."""
-
-
-def _init_backend() -> None:
-    global _backend_ready
-    if not _backend_ready:
-        ll.llama_log_set(_log.callback, ctypes.c_void_p(0))
-        ll.llama_backend_init()
-        _backend_ready = True
-
-
-def _load(path: str, mparams: Any) -> tuple[Any, list[str]]:
-    """A loaded model and the weight buffers llama.cpp made for it."""
-    _init_backend()
-    _log.buffers.clear()
-    model = ll.llama_model_load_from_file(path.encode(), mparams)
-    if not model:
-        raise ModelError(f"llama.cpp could not load {path} (see the log lines above)")
-    return model, list(_log.buffers)
-
-
-def load_weights(path: str, repack: bool) -> list[str]:
-    """Load a model's weights only (no context, no decode) and return the
-    buffers llama.cpp put them in: how to see what ``repack`` did."""
-    mparams = ll.llama_model_default_params()
-    mparams.use_extra_bufts = repack
-    model, buffers = _load(path, mparams)
-    ll.llama_model_free(model)
-    return buffers
-
-
-def peak_rss_bytes() -> int:
-    # ru_maxrss is in KiB on Linux.
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
 class LocalModel:
@@ -150,7 +65,7 @@ class LocalModel:
         # The one CPU-dependent load setting, chosen by the app (engine.running.cpu).
         mparams.use_extra_bufts = repack
         self.repack = repack
-        model, self.buffers = _load(path, mparams)
+        model, self.buffers = load_model(path, mparams)
         self.model = model
         cparams = ll.llama_context_default_params()
         cparams.n_ctx = n_ctx
@@ -342,67 +257,14 @@ class LocalModel:
             view = self._logits_view = (addr, np.frombuffer(row, dtype=np.float32))
         return int(view[1].argmax())
 
-    def _with_probabilities(
-        self, k: int, argmax: Callable[[], int], sample: Callable[[Any, Any, int], int]
-    ) -> tuple[Callable[[int, str], Token], Callable[[], int], Callable[[Any, Any, int], int]]:
-        """The decode loop's Token, argmax and sample, measuring as they go.
-
-        Before each token is chosen, the logits row is read (before any
-        sampler touches it) and turned into log-probabilities with a
-        log-softmax over the whole vocabulary; the chosen token's and the k
-        likeliest are kept. Each Token made then carries what was measured
-        since the one before it: the sum of the logprobs and the first
-        token's alternatives (see ``protocol.Token``).
-        """
-        measured: list[Any] = [0.0, None]  # logprob sum, first top-k since the last Token
-        names: dict[int, str] = {}
-
-        def name(token: int) -> str:
-            text = names.get(token)
-            if text is None:
-                text = names[token] = pieces_from_bytes([self.piece(token, special=True)])[0]
-            return text
-
-        def read() -> tuple[np.ndarray, float, np.ndarray]:
-            ptr = ll.llama_get_logits_ith(self.ctx, -1)
-            addr = ctypes.cast(ptr, ctypes.c_void_p).value
-            if not addr:
-                raise ModelError("llama.cpp returned no logits")
-            row = (ctypes.c_float * self.n_vocab).from_address(addr)
-            x = np.frombuffer(row, dtype=np.float32).astype(np.float64)
-            peak = x.max()
-            lse = float(peak + np.log(np.exp(x - peak).sum()))
-            best = np.argpartition(x, -k)[-k:]
-            # Most likely first; equal values in token order, as argmax breaks ties.
-            return x, lse, best[np.lexsort((best, -x[best]))]
-
-        def keep(x: np.ndarray, lse: float, best: np.ndarray, token: int) -> None:
-            if self._info(token)[0]:
-                return  # the end of generation is not part of the text
-            if measured[1] is None:
-                measured[1] = [(name(int(t)), float(x[t] - lse)) for t in best]
-            measured[0] += float(x[token] - lse)
-
-        def measured_argmax() -> int:
-            x, lse, best = read()
-            token = int(x.argmax())
-            keep(x, lse, best, token)
-            return token
-
-        def measured_sample(sampler: Any, ctx: Any, i: int) -> int:
-            x, lse, best = read()
-            token = sample(sampler, ctx, i)
-            keep(x, lse, best, token)
-            return token
-
-        def token_event(run_id: int, text: str) -> Token:
-            if measured[1] is None:  # text held back earlier, already measured
-                return Token(run_id, text)
-            event = Token(run_id, text, measured[1], measured[0])
-            measured[0], measured[1] = 0.0, None
-            return event
-
-        return token_event, measured_argmax, measured_sample
+    def _logits(self) -> np.ndarray:
+        """The logits row of the last decode, as a view of llama.cpp's memory."""
+        ptr = ll.llama_get_logits_ith(self.ctx, -1)
+        addr = ctypes.cast(ptr, ctypes.c_void_p).value
+        if not addr:
+            raise ModelError("llama.cpp returned no logits")
+        row = (ctypes.c_float * self.n_vocab).from_address(addr)
+        return np.frombuffer(row, dtype=np.float32)
 
     def _apply_threads(self) -> None:
         if self.want_threads != self.n_threads:
@@ -502,7 +364,13 @@ class LocalModel:
         emit: Callable[[int, str], Token] = Token
         if params.logprobs:
             # Swapped in here, so that with logprobs off the loop is unchanged.
-            emit, argmax, sample = self._with_probabilities(params.logprobs, argmax, sample)
+            emit, argmax, sample = with_probabilities(
+                params.logprobs,
+                self._logits,
+                lambda token: self.piece(token, special=True),
+                lambda token: self._info(token)[0],
+                sample,
+            )
         n_gen = 0
         reason: StopReason = "max_tokens"
         try:
