@@ -235,22 +235,11 @@ def _cmd_models(args: argparse.Namespace) -> int:
 
 
 def _install_defaults() -> int:
+    from workbench.cli_progress import Bars
     from workbench.engine.models.bundled import install_defaults
 
-    last = {"pct": -1}
-    tty = sys.stderr.isatty()
-
-    def progress(label: str, done: int, total: int) -> None:
-        pct = done * 100 // total if total else 100
-        step = 1 if tty else 25
-        if pct // step != last["pct"] // step or done == total:
-            last["pct"] = pct
-            line = f"  {label}: {pct:3d}% ({done / 2**20:.0f}/{total / 2**20:.0f} MiB)"
-            print(("\r" + line) if tty else line, end="" if tty else "\n", file=sys.stderr)
-            if tty and done == total:
-                print(file=sys.stderr)
-
-    install_defaults(progress=progress, log=lambda msg: print(msg, file=sys.stderr))
+    with Bars() as bars:
+        install_defaults(progress=bars.update, log=bars.log)
     return 0
 
 

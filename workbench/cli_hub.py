@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from workbench.engine.sanitize import clean
 
 if TYPE_CHECKING:
+    from workbench.cli_progress import Bars
     from workbench.engine.models.hub import Progress, Pulled, RepoListing
 
 
@@ -57,6 +58,7 @@ def _split_ref(ref: str) -> tuple[str, str | None]:
 
 
 def run_pull(args: argparse.Namespace) -> int:
+    from workbench.cli_progress import Bars
     from workbench.engine.models import hub
 
     repo_id, quant = _split_ref(args.repo)
@@ -67,11 +69,10 @@ def run_pull(args: argparse.Namespace) -> int:
     if not (quant or args.file):
         return _print_listing(listing, args.json)
     model = hub.choose(listing, file=args.file, quant=quant)
-    report = _progress_printer(model.label)
     try:
-        pulled = hub.download(listing, model, progress=report)
+        with Bars() as bars:
+            pulled = hub.download(listing, model, progress=_reporter(bars, model.label))
     except KeyboardInterrupt:
-        print(file=sys.stderr)
         _err("interrupted; the next `workbench pull` of this file continues where it stopped")
         return 130
     return _print_pulled(pulled, args.json)
@@ -106,24 +107,12 @@ def _print_listing(listing: RepoListing, as_json: bool) -> int:
     return 0
 
 
-def _progress_printer(label: str) -> Callable[[Progress], None]:
-    tty = sys.stderr.isatty()
-    state = {"phase": "", "step": -1}
+def _reporter(bars: Bars, label: str) -> Callable[[Progress], None]:
+    """A bar for the download and one for the check of its sha256."""
 
     def report(p: Progress) -> None:
-        pct = int(p.fraction * 100)
-        step = pct if tty else pct // 25
-        if p.phase == state["phase"] and step == state["step"]:
-            return
-        new_phase = p.phase != state["phase"]
-        state["phase"], state["step"] = p.phase, step
         verb = "downloading" if p.phase == "download" else "verifying sha256"
-        line = f"  {verb} {label}: {pct:3d}% ({p.done / 2**20:,.1f}/{p.total / 2**20:,.1f} MiB)"
-        if tty:
-            end = "\n" if p.done >= p.total else ""
-            print(("" if new_phase else "\r") + line, end=end, file=sys.stderr, flush=True)
-        else:
-            print(line, file=sys.stderr)
+        bars.update(f"{verb} {label}", p.done, p.total)
 
     return report
 

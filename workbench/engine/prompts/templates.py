@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import functools
 import os
-import re
 import tomllib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
+
+import tomli_w
 
 from workbench.engine import paths
 from workbench.engine.prompts.template_text import (
@@ -210,51 +211,34 @@ class Template:
 
     def to_toml(self) -> str:
         """This template as a TOML document; ``from_mapping`` reads it back equal."""
-        lines = []
+        data: dict[str, Any] = {}
         defaults = {"input_label": "Input", "output_label": "Output"}
         for key in ("description", "mode", "system", "instruction", "input_label",
                     "output_label", "text"):  # fmt: skip
             value = getattr(self, key)
             if key == "text" or (value and value != defaults.get(key)):
-                lines.append(f"{key} = {_toml_string(value)}")
+                data[key] = value
         if self.examples:
-            lines.append("examples = [")
-            lines += [f"  [{_toml_string(i)}, {_toml_string(o)}]," for i, o in self.examples]
-            lines.append("]")
+            data["examples"] = [list(pair) for pair in self.examples]
         if self.defaults:
-            lines.append("")
-            lines.append("[defaults]")
-            lines += [f"{_toml_key(k)} = {_toml_string(v)}" for k, v in self.defaults.items()]
-        return "\n".join(lines) + "\n"
+            data["defaults"] = dict(self.defaults)
+        _check_encodable(data)
+        return tomli_w.dumps(data, multiline_strings=True)
 
 
-def _toml_string(value: str) -> str:
-    """A TOML basic string (multi-line when the text has line breaks)."""
-    out = []
-    multi = "\n" in value
-    for ch in value:
-        cp = ord(ch)
-        if ch == "\\":
-            out.append("\\\\")
-        elif ch == '"':
-            out.append('\\"')
-        elif ch == "\n" and multi:
-            out.append("\n")
-        elif ch == "\t":
-            out.append("\\t")
-        elif cp < 0x20 or cp == 0x7F:
-            out.append(f"\\u{cp:04X}")
-        elif 0xD800 <= cp <= 0xDFFF:
+def _check_encodable(value: object) -> None:
+    # A lone surrogate can be typed or pasted into the app, but no file can
+    # hold it: say so here rather than fail when the text is written.
+    if isinstance(value, str):
+        if any(0xD800 <= ord(ch) <= 0xDFFF for ch in value):
             raise TemplateError("a template cannot hold a lone surrogate character")
-        else:
-            out.append(ch)
-    body = "".join(out)
-    # A line break straight after the opening quotes is not part of the value.
-    return f'"""\n{body}"""' if multi else f'"{body}"'
-
-
-def _toml_key(key: str) -> str:
-    return key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else _toml_string(key)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _check_encodable(key)
+            _check_encodable(item)
+    elif isinstance(value, list):
+        for item in value:
+            _check_encodable(item)
 
 
 # -- where templates live ---------------------------------------------------------
