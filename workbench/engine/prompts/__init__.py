@@ -1,2 +1,2 @@
 """Prompts: chat templates, prompt templates with few-shot variants, token
-budgets and sweeps."""
+budgets, sweeps, and the plan that turns them into panels."""
