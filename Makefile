@@ -10,8 +10,8 @@ BIN    := $(VENV)/bin
 # the CPU it builds on (-march=native). pip's own cache would hand that wheel
 # to another CPU (same image, other host), where it dies with SIGILL. So the
 # build is kept per kind of CPU: the key is a hash of the CPU's name and the
-# feature flags llama.cpp's kernels use (python -m workbench.engine.cpu).
-CPU_KEY       := $(shell $(PYTHON) -m workbench.engine.cpu)
+# feature flags llama.cpp's kernels use (python -m workbench.engine.running.cpu).
+CPU_KEY       := $(shell $(PYTHON) -m workbench.engine.running.cpu)
 LLAMA_VERSION := $(shell sed -n 's/.*"llama-cpp-python==\([0-9.]*\)".*/\1/p' pyproject.toml)
 WHEEL_CACHE   ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/workbench/wheels
 LLAMA_WHEELS  := $(WHEEL_CACHE)/llama-cpp-python-$(LLAMA_VERSION)-cpu-$(CPU_KEY)

@@ -34,8 +34,8 @@ def main() -> int:
     import psutil
     from llama_cpp import Llama
 
-    from workbench.engine.backends.llama_local import patch_default_params
-    from workbench.engine.cpu import repack_for
+    from workbench.engine.running.backends.llama_load import patch_default_params
+    from workbench.engine.running.cpu import repack_for
 
     # The same weight repacking as the worker (a repacked model crashes
     # llama.cpp on CPUs with AMX).

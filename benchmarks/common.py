@@ -249,7 +249,7 @@ def measured(
 @dataclass(frozen=True)
 class BenchModel:
     key: str  # short name for tables
-    entry: Any  # workbench.engine.catalog.Entry
+    entry: Any  # workbench.engine.models.catalog.Entry
 
     @property
     def path(self) -> Path:
@@ -269,8 +269,8 @@ SHORT_NAMES = {"smollm2-135m-instruct-q4_1": "SmolLM2", "gemma-3-270m-q4_k_m": "
 
 def default_models() -> list[BenchModel]:
     """The two default models, found the way the app finds them."""
-    from workbench.engine.catalog import build_catalog
     from workbench.engine.config import DEFAULT_MODELS, Settings
+    from workbench.engine.models.catalog import build_catalog
 
     catalog = build_catalog(Settings(scan_hf_cache=False))
     found = []

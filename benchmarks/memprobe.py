@@ -13,11 +13,11 @@ import sys
 import psutil
 
 from benchmarks.common import TG_PROMPT, default_models
-from workbench.engine import protocol as p
-from workbench.engine.backends.local import LocalRunner
-from workbench.engine.compare import Comparison, Job
-from workbench.engine.params import GenParams
-from workbench.engine.resources import OVERHEAD_BYTES, estimate_bytes, physical_cores
+from workbench.engine.running import protocol as p
+from workbench.engine.running.backends.local import LocalRunner
+from workbench.engine.running.compare import Comparison, Job
+from workbench.engine.running.params import GenParams
+from workbench.engine.running.resources import OVERHEAD_BYTES, estimate_bytes, physical_cores
 
 
 def main() -> int:

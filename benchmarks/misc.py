@@ -130,11 +130,12 @@ def first_paint_tmux(timeout: float = 15.0) -> tuple[float | None, str]:
 def metadata(session: Session) -> Figure:
     import tempfile
 
-    from workbench.engine.gguf import read_gguf
-    from workbench.engine.infocache import InfoCache
-    from workbench.engine.modelinfo import describe
+    from workbench.engine.models.gguf import read_gguf
+    from workbench.engine.models.infocache import InfoCache
+    from workbench.engine.models.modelinfo import describe
+    from workbench.engine.sanitize import clean
 
-    fig = Figure(8, "GGUF metadata: read_gguf of each default model")
+    fig = Figure(8, "GGUF metadata: read_gguf of each default model, and clean()")
     n = session.reps(50, 20)
     with tempfile.TemporaryDirectory() as tmp:
         # What a catalog scan pays for a file it described before.
@@ -179,6 +180,18 @@ def metadata(session: Session) -> Figure:
             )
         if cache.reads:
             fig.notes.append(f"the model-info cache missed {cache.reads} times")
+    # Every metadata string and every streamed text passes through clean()
+    # before a terminal sees it (it was a timed test once).
+    text = ("normal words and ünïcode " * 400) + "\x1b[31m" * 50
+    times = []
+    for _ in range(n):
+        start = time.perf_counter()
+        clean(text, max_len=20_000)
+        times.append(time.perf_counter() - start)
+    med = median(times)
+    fig.data["clean_10k_ms"] = med * 1000
+    fig.rows.append(Row("sanitize.clean, 10 kB of text", f"{med * 1000:.2f} ms", "< 50 ms",
+                        med < 0.05))  # fmt: skip
     return fig
 
 
@@ -216,6 +229,6 @@ def memory(session: Session) -> Figure:
     fig.rows.append(Row("host RSS", f"{data['host_rss'] / mib:.0f} MiB", "info", None))
     fig.notes.append(
         "estimate = the memory guard's own figure: weights + KV cache at n_ctx + fixed overhead "
-        "(workbench.engine.resources)"
+        "(workbench.engine.running.resources)"
     )
     return fig

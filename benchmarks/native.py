@@ -146,7 +146,7 @@ def cmake_options() -> list[str]:
 
 def noamx_options() -> list[str]:
     """This CPU's instruction sets, one ggml option each, AMX left out."""
-    from workbench.engine.cpu import this_cpu
+    from workbench.engine.running.cpu import this_cpu
 
     flags = this_cpu().flags
     return ["-DGGML_NATIVE=OFF"] + [
@@ -207,7 +207,7 @@ def build(jobs: int = 2, build_dir: Path = BUILD_DIR, extra: Sequence[str] = ())
 
 def build_all(jobs: int) -> None:
     """The native llama-bench, and on a CPU with AMX the one without AMX kernels."""
-    from workbench.engine.cpu import this_cpu
+    from workbench.engine.running.cpu import this_cpu
 
     build(jobs)
     if this_cpu().amx:

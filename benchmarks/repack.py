@@ -18,8 +18,8 @@ from benchmarks import native as native_build
 from benchmarks.llamabench import LlamaBench
 from benchmarks.session import Figure, Row, Session
 from benchmarks.throughput import PP, TG
-from workbench.engine.cpu import this_cpu
-from workbench.engine.resources import physical_cores
+from workbench.engine.running.cpu import this_cpu
+from workbench.engine.running.resources import physical_cores
 
 TITLE = "Weight repacking on vs off (native llama-bench)"
 

@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from benchmarks.common import ROOT, BenchModel
-from workbench.engine import protocol as p
-from workbench.engine.backends.local import LocalRunner
-from workbench.engine.params import GenParams
+from workbench.engine.running import protocol as p
+from workbench.engine.running.backends.local import LocalRunner
+from workbench.engine.running.params import GenParams
 
 N_CTX = 4096
 

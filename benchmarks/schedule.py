@@ -9,8 +9,8 @@ import time
 from benchmarks.common import TG_PROMPT, measured, median, ratio, rotated
 from benchmarks.runners import greedy
 from benchmarks.session import Figure, Row, Session
-from workbench.engine import protocol as p
-from workbench.engine.compare import Comparison, Job
+from workbench.engine.running import protocol as p
+from workbench.engine.running.compare import Comparison, Job
 
 MAX_TOKENS = 256
 TOTAL_THREADS = 2

@@ -122,7 +122,7 @@ def throughput(session: Session, want_tg: bool, want_pp: bool) -> list[Figure]:
         out: Out = {}
         if native is None:
             return out
-        # The same weight repacking as ours (see workbench.engine.cpu).
+        # The same weight repacking as ours (see workbench.engine.running.cpu).
         repack = session.ours(model).runner.repack_choice().enabled
         results = native.run(
             model.path,

@@ -32,7 +32,7 @@ from textual import events
 
 from benchmarks.common import TG_PROMPT, filler_text, median, percentile
 from workbench.engine.config import Settings
-from workbench.engine.params import GenParams
+from workbench.engine.running.params import GenParams
 
 SIZE = (120, 36)
 

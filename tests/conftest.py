@@ -18,7 +18,8 @@ os.environ["HF_HOME"] = _HF_HOME
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ.pop("WORKBENCH_MODELS_DIR", None)
 
-from workbench.engine import bundled, paths  # noqa: E402
+from workbench.engine import paths  # noqa: E402
+from workbench.engine.models import bundled  # noqa: E402
 
 
 @pytest.fixture(autouse=True)

@@ -15,8 +15,8 @@ import os
 import sys
 from pathlib import Path
 
-from workbench.engine.backends.llama_local import patch_default_params
-from workbench.engine.cpu import repack_for
+from workbench.engine.running.backends.llama_load import patch_default_params
+from workbench.engine.running.cpu import repack_for
 
 
 def main() -> None:

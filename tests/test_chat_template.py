@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from workbench.engine import protocol as p
-from workbench.engine.backends.local import LocalRunner
-from workbench.engine.catalog import make_entry
-from workbench.engine.chat import TemplateError, render
-from workbench.engine.params import GenParams
+from workbench.engine.models.catalog import make_entry
+from workbench.engine.prompts.chat import TemplateError, render
+from workbench.engine.running import protocol as p
+from workbench.engine.running.backends.local import LocalRunner
+from workbench.engine.running.params import GenParams
 
 PAYLOADS = [
     "{{ ''.__class__.__mro__[1].__subclasses__() }}",

@@ -13,13 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from workbench.engine import cpu
-from workbench.engine import protocol as p
-from workbench.engine.backends.local import LocalRunner
-from workbench.engine.catalog import build_catalog
 from workbench.engine.config import load_settings
-from workbench.engine.params import GenParams
-from workbench.engine.worker import FAULT_ENV
+from workbench.engine.models.catalog import build_catalog
+from workbench.engine.running import cpu
+from workbench.engine.running import protocol as p
+from workbench.engine.running.backends.local import LocalRunner
+from workbench.engine.running.params import GenParams
+from workbench.engine.running.worker import FAULT_ENV
 
 SMOL = "smollm2-135m-instruct-q4_1"
 GEMMA = "gemma-3-270m-q4_k_m"
@@ -124,7 +124,7 @@ def test_the_advice_names_the_cpu_and_the_setting() -> None:
 
 _BUFFERS = """
 import json, sys
-from workbench.engine.backends.llama_local import load_weights
+from workbench.engine.running.backends.llama_load import load_weights
 print(json.dumps(load_weights(sys.argv[1], sys.argv[2] == "on")))
 """
 

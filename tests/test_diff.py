@@ -1,4 +1,4 @@
-"""The word diff behind the app's diff view (engine/diff.py)."""
+"""The word diff behind the app's diff view (engine/history/diff.py)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from itertools import pairwise
 
 import pytest
 
-from workbench.engine.diff import Chunk, tokens, word_diff
+from workbench.engine.history.diff import Chunk, tokens, word_diff
 
 
 def kinds(old: str, new: str) -> list[tuple[str, str]]:

@@ -11,7 +11,6 @@ import json
 import os
 import random
 import struct
-import time
 import unicodedata
 from collections.abc import Callable
 from pathlib import Path
@@ -19,14 +18,16 @@ from typing import Any
 
 import pytest
 
-from workbench.engine.gguf import (
+from workbench.engine.models import gguf as gguf_module
+from workbench.engine.models.gguf import (
     ArrayInfo,
     GGUFError,
     GGUFFile,
     TensorInfo,
     read_gguf,
+    tensor_nbytes,
 )
-from workbench.engine.modelinfo import describe, format_bytes, format_count
+from workbench.engine.models.modelinfo import describe, format_bytes, format_count
 from workbench.engine.sanitize import clean
 
 # --------------------------------------------------------------------------
@@ -255,18 +256,51 @@ def test_smollm2_chat_template_is_raw(default_model_paths: dict[str, Path]) -> N
     assert "\n" in info.chat_template  # not flattened by sanitizing
 
 
+class _CountingFile:
+    """A file that counts the bytes read through it."""
+
+    def __init__(self, f: Any) -> None:
+        self.f = f
+        self.read_bytes = 0
+
+    def read(self, n: int = -1) -> bytes:
+        data = self.f.read(n)
+        self.read_bytes += len(data)
+        return data
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.f, name)
+
+    def __enter__(self) -> _CountingFile:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.f.close()
+
+
 @pytest.mark.parametrize("which", sorted(EXPECTED))
-def test_real_model_reads_fast(default_model_paths: dict[str, Path], which: str) -> None:
-    path = default_model_paths[which]
-    read_gguf(path)  # warm the page cache and the block pattern
-    best = float("inf")
-    for _ in range(3):
-        start = time.perf_counter()
-        read_gguf(path)
-        best = min(best, time.perf_counter() - start)
-    # Typically a few milliseconds; the bound only catches decoding the
-    # vocabulary or reading tensor data by mistake, even on a loaded machine.
-    assert best < 0.5
+def test_real_model_reads_only_its_header(
+    default_model_paths: dict[str, Path], which: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # What kept reading a model's metadata in milliseconds (timed in the
+    # benchmarks, figure 8): the vocabulary is stepped over, not decoded,
+    # and no tensor data is read.
+    opened: list[_CountingFile] = []
+    open_checked = gguf_module._open_checked
+
+    def counting(path: Path) -> tuple[Any, int]:
+        f, size = open_checked(path)
+        opened.append(_CountingFile(f))
+        return opened[-1], size
+
+    monkeypatch.setattr(gguf_module, "_open_checked", counting)
+    gguf = read_gguf(default_model_paths[which])
+    assert isinstance(gguf.metadata["tokenizer.ggml.tokens"], ArrayInfo)
+    tensor_bytes = sum(tensor_nbytes(t.shape, t.ggml_type) or 0 for t in gguf.tensors)
+    header_bytes = gguf.file_size - tensor_bytes
+    # The reader may read ahead by one chunk past the last header byte it needs.
+    assert opened[0].read_bytes <= header_bytes + (1 << 20)
+    assert opened[0].read_bytes < gguf.file_size // 4
 
 
 def test_read_without_tensors(default_model_paths: dict[str, Path]) -> None:
@@ -396,7 +430,7 @@ def test_unknown_file_type_falls_back(tmp_path: Path) -> None:
 
 
 def test_file_type_table() -> None:
-    from workbench.engine.modelinfo import FILE_TYPE_NAMES
+    from workbench.engine.models.modelinfo import FILE_TYPE_NAMES
 
     assert FILE_TYPE_NAMES[0] == "F32"
     assert FILE_TYPE_NAMES[1] == "F16"
@@ -800,11 +834,3 @@ def test_clean_output_is_printable() -> None:
         assert "\x1b" not in out
         assert all(unicodedata.category(ch) not in ("Cc", "Cs") for ch in out)
         out.encode("utf-8")
-
-
-def test_clean_is_fast() -> None:
-    text = ("normal words and ünïcode " * 400) + "\x1b[31m" * 50
-    start = time.perf_counter()
-    for _ in range(20):
-        clean(text, max_len=20_000)
-    assert (time.perf_counter() - start) / 20 < 0.05

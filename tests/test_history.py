@@ -24,16 +24,9 @@ import psutil
 import pytest
 
 from workbench import cli
-from workbench.engine import bundled, export
-from workbench.engine import protocol as p
-from workbench.engine.backends.base import Header, Runner, next_id
-from workbench.engine.backends.local import LocalRunner
-from workbench.engine.backends.scripted import ScriptedRunner
-from workbench.engine.catalog import build_catalog
-from workbench.engine.compare import Comparison, Job
-from workbench.engine.params import GenParams
-from workbench.engine.recorder import Recorder, fingerprint
-from workbench.engine.store import (
+from workbench.engine.history import export
+from workbench.engine.history.recorder import Recorder, fingerprint
+from workbench.engine.history.store import (
     SCHEMA_VERSION,
     ModelRecord,
     Panel,
@@ -44,6 +37,14 @@ from workbench.engine.store import (
     open_store_or_none,
     process_identity,
 )
+from workbench.engine.models import bundled
+from workbench.engine.models.catalog import build_catalog
+from workbench.engine.running import protocol as p
+from workbench.engine.running.backends.base import Header, Runner, next_id
+from workbench.engine.running.backends.local import LocalRunner
+from workbench.engine.running.backends.scripted import ScriptedRunner
+from workbench.engine.running.compare import Comparison, Job
+from workbench.engine.running.params import GenParams
 
 SMOL = "smollm2-135m-instruct-q4_1"
 T = TypeVar("T")

@@ -20,7 +20,14 @@ from pathlib import Path
 import pytest
 from hubserver import FakeHub  # type: ignore[import-not-found]
 
-from workbench.engine.hub import HubError, HubFile, RepoListing, _group, choose, quant_from_name
+from workbench.engine.models.hub import (
+    HubError,
+    HubFile,
+    RepoListing,
+    _group,
+    choose,
+    quant_from_name,
+)
 
 SMOL_REPO = "test-org/SmolLM2-135M-Instruct-GGUF"
 SMOL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -281,7 +288,7 @@ def test_an_unreachable_hub_is_a_message(tmp_path: Path) -> None:
 
 _APP_SCRIPT = """
 import json, sys, threading
-from workbench.engine import hub
+from workbench.engine.models import hub
 
 listing = hub.list_gguf(sys.argv[1])
 model = hub.choose(listing, quant="Q8_0")

@@ -1,4 +1,4 @@
-"""Model descriptions kept between catalog scans (``engine/infocache.py``)."""
+"""Model descriptions kept between catalog scans (``engine/models/infocache.py``)."""
 
 from __future__ import annotations
 
@@ -9,12 +9,13 @@ from pathlib import Path
 import pytest
 from test_gguf import minimal_gguf, write  # type: ignore[import-not-found]
 
-from workbench.engine import infocache, paths
-from workbench.engine.catalog import build_catalog
+from workbench.engine import paths
 from workbench.engine.config import Settings
-from workbench.engine.gguf import GGUFError
-from workbench.engine.infocache import InfoCache
-from workbench.engine.modelinfo import describe
+from workbench.engine.models import infocache
+from workbench.engine.models.catalog import build_catalog
+from workbench.engine.models.gguf import GGUFError
+from workbench.engine.models.infocache import InfoCache
+from workbench.engine.models.modelinfo import describe
 
 
 def no_reading(path: object) -> None:

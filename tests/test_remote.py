@@ -24,15 +24,16 @@ from typing import Any, ClassVar
 
 import pytest
 
-from workbench.engine import protocol as p
-from workbench.engine.backends.base import RunnerError
-from workbench.engine.backends.local import LocalRunner
-from workbench.engine.backends.remote import RemoteRunner, parse_url
-from workbench.engine.catalog import build_catalog
-from workbench.engine.compare import Comparison, Job
 from workbench.engine.config import Settings, load_settings
-from workbench.engine.params import GenParams
-from workbench.engine.runners import UnknownModel, make_runner
+from workbench.engine.models.catalog import build_catalog
+from workbench.engine.running import protocol as p
+from workbench.engine.running.backends.base import RunnerError
+from workbench.engine.running.backends.local import LocalRunner
+from workbench.engine.running.backends.remote import RemoteRunner
+from workbench.engine.running.backends.remote_spec import parse_url
+from workbench.engine.running.compare import Comparison, Job
+from workbench.engine.running.params import GenParams
+from workbench.engine.running.runners import UnknownModel, make_runner
 
 SMOL = "smollm2-135m-instruct-q4_1"
 GREEDY = GenParams(temperature=0.0, max_tokens=8)
@@ -48,35 +49,49 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _wait_until_up(proc: subprocess.Popen[bytes], base: str, log: Path) -> None:
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"the model server exited:\n{log.read_text()[-3000:]}")
-        try:
-            with urllib.request.urlopen(f"{base}/models", timeout=2) as resp:
-                if resp.status == 200:
-                    return
-        except OSError:
-            pass
-        threading.Event().wait(0.2)
-    proc.kill()
-    pytest.fail(f"the model server did not come up:\n{log.read_text()[-3000:]}")
+# What uvicorn prints once the server listens (after the model has loaded).
+_UP_LINE = b"Uvicorn running on "
+
+
+def _copy_log(
+    proc: subprocess.Popen[bytes], log: Path, up: threading.Event, said: list[bool]
+) -> None:
+    """The server's output into ``log``, all of it and for its whole life (a
+    full pipe would stall it). ``up`` is set when the server says it listens
+    (``said`` then holds True), or when its output ends without that."""
+    assert proc.stdout is not None
+    with log.open("wb") as out:
+        for line in proc.stdout:
+            out.write(line)
+            out.flush()
+            if not said and _UP_LINE in line:
+                said.append(True)
+                up.set()
+    up.set()
 
 
 def _start_server(model: Path, log: Path) -> tuple[subprocess.Popen[bytes], str]:
     port = _free_port()
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            # llama-cpp-python's server, through a launcher that sets weight
-            # repacking as the workbench does for this CPU.
-            [sys.executable, str(LAUNCHER), "--model", str(model),
-             "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "2048",
-             "--n_threads", "1"],
-            stdout=out, stderr=subprocess.STDOUT,
-        )  # fmt: skip
+    proc = subprocess.Popen(
+        # llama-cpp-python's server, through a launcher that sets weight
+        # repacking as the workbench does for this CPU.
+        [sys.executable, str(LAUNCHER), "--model", str(model),
+         "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "2048",
+         "--n_threads", "1"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    up = threading.Event()
+    said: list[bool] = []
+    threading.Thread(target=_copy_log, args=(proc, log, up, said), daemon=True).start()
+    if not up.wait(timeout=120):
+        proc.kill()
+        pytest.fail(f"the model server did not come up:\n{log.read_text()[-3000:]}")
+    if not said:
+        proc.wait()
+        pytest.fail(f"the model server exited:\n{log.read_text()[-3000:]}")
     base = f"http://127.0.0.1:{port}/v1"
-    _wait_until_up(proc, base, log)
+    with urllib.request.urlopen(f"{base}/models", timeout=10) as resp:
+        assert resp.status == 200, f"the model server answered {resp.status}"
     return proc, base
 
 

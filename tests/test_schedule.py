@@ -9,10 +9,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from workbench.engine import protocol as p
-from workbench.engine.backends.base import Header, Runner
-from workbench.engine.compare import Comparison, Job, split_threads
-from workbench.engine.params import GenParams
+from workbench.engine.running import protocol as p
+from workbench.engine.running.backends.base import Header, Runner
+from workbench.engine.running.compare import Comparison, Job, split_threads
+from workbench.engine.running.params import GenParams
 
 
 class Ledger:

@@ -20,19 +20,20 @@ from typing import Any
 
 import pytest
 
-from workbench.engine import protocol as p
-from workbench.engine import templates as t
-from workbench.engine.backends.base import Runner, RunnerError
-from workbench.engine.backends.local import LocalRunner
-from workbench.engine.backends.remote import RemoteRunner, parse_url
-from workbench.engine.backends.scripted import ScriptedRunner
-from workbench.engine.backends.variant import VariantRunner
-from workbench.engine.catalog import build_catalog
 from workbench.engine.config import TEMPLATE, load_settings
-from workbench.engine.params import FIELDS, HELP, GenParams, ParamError, from_mapping
-from workbench.engine.store import Store
-from workbench.engine.sweep import label, parse_sweep, sweep
-from workbench.engine.tokens import pieces_from_bytes, reference_count, reference_tokens
+from workbench.engine.history.store import Store
+from workbench.engine.models.catalog import build_catalog
+from workbench.engine.prompts import templates as t
+from workbench.engine.prompts.sweep import label, parse_sweep, sweep
+from workbench.engine.prompts.tokens import pieces_from_bytes, reference_count, reference_tokens
+from workbench.engine.running import protocol as p
+from workbench.engine.running.backends.base import Runner, RunnerError
+from workbench.engine.running.backends.local import LocalRunner
+from workbench.engine.running.backends.remote import RemoteRunner
+from workbench.engine.running.backends.remote_spec import parse_url
+from workbench.engine.running.backends.scripted import ScriptedRunner
+from workbench.engine.running.backends.variant import VariantRunner
+from workbench.engine.running.params import FIELDS, HELP, GenParams, ParamError, from_mapping
 
 SMOL = "smollm2-135m-instruct-q4_1"
 

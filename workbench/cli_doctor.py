@@ -35,9 +35,9 @@ def add_parser(sub: Any, cpu_option: Any) -> None:
 
 
 def _check(runner: Any) -> dict[str, Any]:
-    from workbench.engine import protocol as p
-    from workbench.engine.params import GenParams
-    from workbench.engine.resources import physical_cores
+    from workbench.engine.running import protocol as p
+    from workbench.engine.running.params import GenParams
+    from workbench.engine.running.resources import physical_cores
 
     row: dict[str, Any] = {"model": runner.id, "ok": False}
     choice = runner.repack_choice() if hasattr(runner, "repack_choice") else None
@@ -72,10 +72,10 @@ def _check(runner: Any) -> dict[str, Any]:
 
 
 def run_doctor(args: argparse.Namespace, settings: Settings) -> int:
-    from workbench.engine.catalog import build_catalog
-    from workbench.engine.cpu import repack_for, this_cpu
-    from workbench.engine.resources import physical_cores
-    from workbench.engine.runners import UnknownModel, make_runner
+    from workbench.engine.models.catalog import build_catalog
+    from workbench.engine.running.cpu import repack_for, this_cpu
+    from workbench.engine.running.resources import physical_cores
+    from workbench.engine.running.runners import UnknownModel, make_runner
 
     cpu = this_cpu()
     catalog = build_catalog(settings)

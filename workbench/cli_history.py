@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from workbench.engine.sanitize import clean
 
 if TYPE_CHECKING:
-    from workbench.engine.store import Run, Store
+    from workbench.engine.history.store import Run, Store
 
 _BIG = 1 << 30
 
@@ -49,7 +49,7 @@ def _fail(message: str) -> SystemExit:
 
 
 def _open() -> Store:
-    from workbench.engine.store import Store, StoreError
+    from workbench.engine.history.store import Store, StoreError
 
     try:
         return Store.open()
@@ -58,7 +58,7 @@ def _open() -> Store:
 
 
 def _find(store: Store, ref: str) -> Run:
-    from workbench.engine.store import StoreError
+    from workbench.engine.history.store import StoreError
 
     try:
         if ref in ("last", "latest"):
@@ -86,7 +86,7 @@ def _iso(ts: float | None) -> str | None:
 
 
 def cmd_history(args: argparse.Namespace) -> int:
-    from workbench.engine.store import StoreError
+    from workbench.engine.history.store import StoreError
 
     if args.limit < 1:
         raise _fail("--limit must be at least 1")
@@ -119,7 +119,7 @@ def cmd_history(args: argparse.Namespace) -> int:
     from rich.table import Table
     from rich.text import Text
 
-    from workbench.engine.export import format_time
+    from workbench.engine.history.export import format_time
 
     # Rich would squeeze every column on a narrow terminal; the short ones
     # keep their width here and the models and the prompt share the rest.
@@ -161,8 +161,8 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 def show_lines(run: Run) -> list[str]:
     """Everything about one run, as lines of safe text."""
-    from workbench.engine.export import format_time, settings_text, state_label, stats_cells
-    from workbench.engine.modelinfo import format_bytes
+    from workbench.engine.history.export import format_time, settings_text, state_label, stats_cells
+    from workbench.engine.models.modelinfo import format_bytes
 
     def c(text: str, max_len: int = 500) -> str:
         return clean(text, max_len=max_len)
@@ -229,7 +229,7 @@ def _block(text: str) -> str:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from workbench.engine import export
+    from workbench.engine.history import export
 
     with _open() as store:
         run = _find(store, args.run)

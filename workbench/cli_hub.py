@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING, Any
 from workbench.engine.sanitize import clean
 
 if TYPE_CHECKING:
-    from workbench.engine.hub import Progress, Pulled, RepoListing
+    from workbench.cli_progress import Bars
+    from workbench.engine.models.hub import Progress, Pulled, RepoListing
 
 
 def add_parsers(sub: Any) -> None:
@@ -57,33 +58,28 @@ def _split_ref(ref: str) -> tuple[str, str | None]:
 
 
 def run_pull(args: argparse.Namespace) -> int:
-    from workbench.engine import hub
+    from workbench.cli_progress import Bars
+    from workbench.engine.models import hub
 
     repo_id, quant = _split_ref(args.repo)
     quant = args.quant or (None if args.file else quant)
+    # A HubError reaches the user through ``cli.main``: exit status 2 when no
+    # file or several match what was asked for, 1 for every other failure.
+    listing = hub.list_gguf(repo_id, args.revision)
+    if not (quant or args.file):
+        return _print_listing(listing, args.json)
+    model = hub.choose(listing, file=args.file, quant=quant)
     try:
-        listing = hub.list_gguf(repo_id, args.revision)
-        if not (quant or args.file):
-            return _print_listing(listing, args.json)
-        model = hub.choose(listing, file=args.file, quant=quant)
-    except hub.HubError as exc:
-        _err(exc.message)
-        return 2 if exc.kind == "choice" else 1
-    report = _progress_printer(model.label)
-    try:
-        pulled = hub.download(listing, model, progress=report)
-    except hub.HubError as exc:
-        _err(exc.message)
-        return 1
+        with Bars() as bars:
+            pulled = hub.download(listing, model, progress=_reporter(bars, model.label))
     except KeyboardInterrupt:
-        print(file=sys.stderr)
         _err("interrupted; the next `workbench pull` of this file continues where it stopped")
         return 130
     return _print_pulled(pulled, args.json)
 
 
 def _print_listing(listing: RepoListing, as_json: bool) -> int:
-    from workbench.engine.modelinfo import format_bytes
+    from workbench.engine.models.modelinfo import format_bytes
 
     if as_json:
         print(json.dumps(listing.to_dict(), indent=2))
@@ -111,30 +107,18 @@ def _print_listing(listing: RepoListing, as_json: bool) -> int:
     return 0
 
 
-def _progress_printer(label: str) -> Callable[[Progress], None]:
-    tty = sys.stderr.isatty()
-    state = {"phase": "", "step": -1}
+def _reporter(bars: Bars, label: str) -> Callable[[Progress], None]:
+    """A bar for the download and one for the check of its sha256."""
 
     def report(p: Progress) -> None:
-        pct = int(p.fraction * 100)
-        step = pct if tty else pct // 25
-        if p.phase == state["phase"] and step == state["step"]:
-            return
-        new_phase = p.phase != state["phase"]
-        state["phase"], state["step"] = p.phase, step
         verb = "downloading" if p.phase == "download" else "verifying sha256"
-        line = f"  {verb} {label}: {pct:3d}% ({p.done / 2**20:,.1f}/{p.total / 2**20:,.1f} MiB)"
-        if tty:
-            end = "\n" if p.done >= p.total else ""
-            print(("" if new_phase else "\r") + line, end=end, file=sys.stderr, flush=True)
-        else:
-            print(line, file=sys.stderr)
+        bars.update(f"{verb} {label}", p.done, p.total)
 
     return report
 
 
 def _print_pulled(pulled: Pulled, as_json: bool) -> int:
-    from workbench.engine.modelinfo import format_bytes
+    from workbench.engine.models.modelinfo import format_bytes
 
     catalog_id = _catalog_id(pulled)
     if as_json:
@@ -158,8 +142,8 @@ def _print_pulled(pulled: Pulled, as_json: bool) -> int:
 
 def _catalog_id(pulled: Pulled) -> str | None:
     """The id ``workbench models`` gives the pulled file."""
-    from workbench.engine.catalog import build_catalog
     from workbench.engine.config import load_settings
+    from workbench.engine.models.catalog import build_catalog
 
     target = pulled.path.resolve()
     for entry in build_catalog(load_settings()):

@@ -63,22 +63,20 @@ def _warn(message: str) -> None:
 
 
 def cmd_templates(args: argparse.Namespace) -> int:
-    from workbench.engine import templates as t
+    from workbench.engine.prompts import templates as t
 
-    try:
-        if args.action == "path":
-            print(t.templates_dir())
-            return 0
-        if args.action == "list":
-            return _list(args, t.list_templates(_warn))
-        if not args.name:
-            raise _fail(f"templates {args.action} needs a template NAME")
-        template = t.load_template(args.name)
-        if args.action == "show":
-            return _show(args, template)
-        return _render(args, template)
-    except t.TemplateError as exc:
-        raise _fail(str(exc)) from None
+    # A TemplateError reaches the user through ``cli.main``.
+    if args.action == "path":
+        print(t.templates_dir())
+        return 0
+    if args.action == "list":
+        return _list(args, t.list_templates(_warn))
+    if not args.name:
+        raise _fail(f"templates {args.action} needs a template NAME")
+    template = t.load_template(args.name)
+    if args.action == "show":
+        return _show(args, template)
+    return _render(args, template)
 
 
 def _describe(template: Any) -> dict[str, Any]:
@@ -128,7 +126,7 @@ def _show(args: argparse.Namespace, template: Any) -> int:
 
 
 def _render(args: argparse.Namespace, template: Any) -> int:
-    from workbench.engine import templates as t
+    from workbench.engine.prompts import templates as t
 
     values = t.parse_assignments(args.values)
     shots = t.parse_shots(args.shots) if args.shots else None

@@ -17,8 +17,8 @@ from typing import Any
 
 from rich.text import Text
 
+from workbench.engine.prompts.tokens import visible_piece
 from workbench.engine.sanitize import clean
-from workbench.engine.tokens import visible_piece
 
 SEPARATOR = "│"
 STYLES = ("cyan", "magenta")
@@ -52,7 +52,7 @@ def print_view(
     when piped."""
     from rich.console import Console
 
-    from workbench.engine.tokens import Budget
+    from workbench.engine.prompts.tokens import Budget
 
     console = Console(highlight=False)
     sections: list[tuple[str, str, Text | None]] = []

@@ -7,8 +7,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from workbench.engine import protocol as p
-from workbench.engine.hub import (
+from workbench.engine.history.store import ModelRecord, Panel, Run, Store
+from workbench.engine.models.hub import (
     DownloadCancelled,
     HubError,
     HubFile,
@@ -18,7 +18,7 @@ from workbench.engine.hub import (
     Pulled,
     RepoListing,
 )
-from workbench.engine.store import ModelRecord, Panel, Run, Store
+from workbench.engine.running import protocol as p
 
 # 2025-03-14 09:26:00 UTC; the tests that show times run with TZ=UTC.
 T0 = 1741944360.0

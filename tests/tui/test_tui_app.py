@@ -13,8 +13,8 @@ from textual.command import CommandPalette
 from textual.widgets import Input, OptionList, TextArea
 from tui_support import Factory, TokenGate, notices  # type: ignore[import-not-found]
 
-from workbench.engine.backends.scripted import ScriptedRunner
-from workbench.engine.tokens import REFERENCE_LABEL
+from workbench.engine.prompts.tokens import REFERENCE_LABEL
+from workbench.engine.running.backends.scripted import ScriptedRunner
 from workbench.tui.screens.help import HelpScreen, keys_table
 from workbench.tui.screens.picker import ModelPicker
 from workbench.tui.screens.settings import SettingsScreen

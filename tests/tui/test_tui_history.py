@@ -14,8 +14,8 @@ from textual.widgets import Input, OptionList, TextArea
 from tui_support import REPLIES, Driver, Factory, TokenGate, notices  # type: ignore[import-not-found]
 
 from workbench.engine.config import Settings
-from workbench.engine.params import GenParams
-from workbench.engine.store import Store, history_path
+from workbench.engine.history.store import Store, history_path
+from workbench.engine.running.params import GenParams
 from workbench.tui.app import make_app
 from workbench.tui.screens.diff import DiffScreen, DiffView, PairPicker
 from workbench.tui.screens.history import HistoryScreen
@@ -513,7 +513,7 @@ async def test_a_real_run_is_recorded_with_its_figures(default_model_paths: dict
 
 
 async def test_a_variant_panel_is_replaced_not_reused(build_app, drive):
-    from workbench.engine.protocol import Prompt
+    from workbench.engine.running.protocol import Prompt
     from workbench.tui.variants import PanelSpec, Variant
 
     with Store.open() as store:

@@ -13,8 +13,8 @@ import pytest
 from textual.app import App
 from tui_support import HEADERS, fake_catalog, fake_info  # type: ignore[import-not-found]
 
-from workbench.engine.backends.base import Header
-from workbench.engine.catalog import Catalog, Entry
+from workbench.engine.models.catalog import Catalog, Entry
+from workbench.engine.running.backends.base import Header
 from workbench.tui.app import WorkbenchApp
 
 # Markup that would turn red, make a link, and an opening bracket that a

@@ -21,9 +21,9 @@ import pytest
 from history_support import LISTING, FakeHub  # type: ignore[import-not-found]
 from textual.widgets import Button, Input, OptionList, ProgressBar
 
-from workbench.engine.catalog import Catalog
 from workbench.engine.config import Settings
-from workbench.engine.hub import HubError
+from workbench.engine.models.catalog import Catalog
+from workbench.engine.models.hub import HubError
 from workbench.tui.screens.pull import PullDialog, repo_id_from
 
 HERE = Path(__file__).parent

@@ -9,10 +9,10 @@ import pytest
 from textual.widgets import TextArea
 from tui_support import Driver  # type: ignore[import-not-found]
 
-from workbench.engine.backends.local import LocalRunner
 from workbench.engine.config import Settings
-from workbench.engine.params import GenParams
-from workbench.engine.worker import FAULT_ENV
+from workbench.engine.running.backends.local import LocalRunner
+from workbench.engine.running.params import GenParams
+from workbench.engine.running.worker import FAULT_ENV
 from workbench.tui.app import WorkbenchApp, make_app
 
 pytestmark = pytest.mark.slow

@@ -6,7 +6,7 @@ import threading
 
 from textual.message import Message
 
-from workbench.engine import protocol as p
+from workbench.engine.running import protocol as p
 from workbench.tui.runs import RunBridge
 from workbench.tui.widgets.panel import ModelPanel
 

@@ -11,13 +11,13 @@ from rich.text import Text
 from textual.widgets import Button, Checkbox, Input, OptionList, Select, TextArea
 from tui_support import Factory, notices  # type: ignore[import-not-found]
 
-from workbench.engine import protocol as p
-from workbench.engine import templates as t
-from workbench.engine.backends.scripted import ScriptedRunner
-from workbench.engine.backends.variant import VariantRunner
 from workbench.engine.config import Settings
-from workbench.engine.params import GenParams
-from workbench.engine.tokens import REFERENCE_LABEL, reference_tokens
+from workbench.engine.prompts import templates as t
+from workbench.engine.prompts.tokens import REFERENCE_LABEL, reference_tokens
+from workbench.engine.running import protocol as p
+from workbench.engine.running.backends.scripted import ScriptedRunner
+from workbench.engine.running.backends.variant import VariantRunner
+from workbench.engine.running.params import GenParams
 from workbench.tui import keys
 from workbench.tui.runs import RunBridge
 from workbench.tui.screens.sweep import SweepScreen

@@ -8,7 +8,7 @@ import pytest
 from tui_support import Driver  # type: ignore[import-not-found]
 
 from workbench.engine.config import Settings
-from workbench.engine.params import GenParams
+from workbench.engine.running.params import GenParams
 from workbench.tui.app import WorkbenchApp, make_app
 from workbench.tui.screens.tokens import TokenViewScreen
 

@@ -14,7 +14,7 @@ from textual.pilot import Pilot
 from tui_support import settle  # type: ignore[import-not-found]
 
 from workbench.engine.config import Settings
-from workbench.engine.params import GenParams
+from workbench.engine.running.params import GenParams
 
 SIZE = (80, 24)
 PROMPT = "What is the capital of France?\nAnswer in one sentence."

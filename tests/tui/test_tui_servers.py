@@ -15,9 +15,9 @@ import pytest
 from textual.widgets import Input, OptionList
 from tui_support import Factory, fake_catalog  # type: ignore[import-not-found]
 
-from workbench.engine.backends.base import Runner
-from workbench.engine.backends.remote import RemoteRunner
 from workbench.engine.config import Settings
+from workbench.engine.running.backends.base import Runner
+from workbench.engine.running.backends.remote import RemoteRunner
 from workbench.tui.app import make_app
 from workbench.tui.screens.picker import ModelPicker
 
@@ -138,7 +138,7 @@ async def test_the_picker_lists_configured_servers_and_takes_a_typed_url(
     factory = Factory()
 
     def runners(ref: str) -> Runner:  # scripted models, real servers
-        from workbench.engine.runners import make_runner
+        from workbench.engine.running.runners import make_runner
 
         if ref.startswith("http") or ref in settings.servers:
             return make_runner(ref, settings, fake_catalog())

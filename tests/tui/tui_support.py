@@ -11,10 +11,10 @@ from typing import Any
 
 from textual.pilot import Pilot
 
-from workbench.engine.backends.base import Header, Runner
-from workbench.engine.backends.scripted import ScriptedRunner
-from workbench.engine.catalog import Catalog, Entry
-from workbench.engine.modelinfo import ModelInfo
+from workbench.engine.models.catalog import Catalog, Entry
+from workbench.engine.models.modelinfo import ModelInfo
+from workbench.engine.running.backends.base import Header, Runner
+from workbench.engine.running.backends.scripted import ScriptedRunner
 from workbench.tui.app import WorkbenchApp
 
 REPLIES = {

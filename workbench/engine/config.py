@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from workbench.engine import paths
-from workbench.engine.cpu import REPACK_SETTINGS
-from workbench.engine.params import GenParams, ParamError, from_mapping
+from workbench.engine.running.cpu import REPACK_SETTINGS
+from workbench.engine.running.params import GenParams, ParamError, from_mapping
 
 DEFAULT_MODELS = ("smollm2-135m-instruct-q4_1", "gemma-3-270m-q4_k_m")
 
@@ -90,11 +90,11 @@ class Settings:
     schedule: str = "parallel"
     threads: int = 0
     max_default_ctx: int = 4096
-    # llama.cpp's weight repacking: "auto", "on" or "off" (see engine/cpu.py).
+    # llama.cpp's weight repacking: "auto", "on" or "off" (see engine/running/cpu.py).
     cpu_repack: str = "auto"
     generation: GenParams = field(default_factory=GenParams)
     # [servers.NAME] tables, checked: base_url, model, api_key_env (str), n_ctx (int),
-    # timeout (float). See backends/remote.py.
+    # timeout (float). See running/backends/remote_spec.py.
     servers: dict[str, dict[str, Any]] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     path: Path | None = None

@@ -24,11 +24,11 @@ from textual.widget import Widget
 from textual.widgets import Input, TextArea
 from textual.worker import Worker, WorkerState
 
-from workbench.engine.backends.base import Runner, RunnerError
-from workbench.engine.catalog import Catalog, Entry, build_catalog
 from workbench.engine.config import Settings, load_settings
-from workbench.engine.params import GenParams
-from workbench.engine.runners import make_runner
+from workbench.engine.models.catalog import Catalog, Entry, build_catalog
+from workbench.engine.running.backends.base import Runner, RunnerError
+from workbench.engine.running.params import GenParams
+from workbench.engine.running.runners import make_runner
 from workbench.engine.sanitize import clean
 from workbench.tui import keys
 from workbench.tui.history import History

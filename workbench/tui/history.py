@@ -18,16 +18,16 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from workbench.engine.catalog import Catalog
-from workbench.engine.compare import Comparison, Result
 from workbench.engine.config import Settings
-from workbench.engine.export import format_time, to_markdown
-from workbench.engine.params import FIELDS, GenParams, ParamError, coerce, from_mapping
-from workbench.engine.recorder import Recorder
+from workbench.engine.history.export import format_time, to_markdown
+from workbench.engine.history.recorder import Recorder
+from workbench.engine.history.store import ModelRecord, Panel, Run, Store, StoreError
+from workbench.engine.history.store import PanelState as StoredState
+from workbench.engine.history.store import open_store_or_none as open_store
+from workbench.engine.models.catalog import Catalog
+from workbench.engine.running.compare import Comparison, Result
+from workbench.engine.running.params import FIELDS, GenParams, ParamError, coerce, from_mapping
 from workbench.engine.sanitize import clean
-from workbench.engine.store import ModelRecord, Panel, Run, Store, StoreError
-from workbench.engine.store import PanelState as StoredState
-from workbench.engine.store import open_store_or_none as open_store
 from workbench.tui.screens.history import HistoryScreen
 from workbench.tui.widgets.panel import ModelPanel, PanelState
 

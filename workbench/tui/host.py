@@ -12,9 +12,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from workbench.engine.catalog import Catalog
     from workbench.engine.config import Settings
-    from workbench.engine.params import GenParams
+    from workbench.engine.models.catalog import Catalog
+    from workbench.engine.running.params import GenParams
     from workbench.tui.panels import PanelRow
     from workbench.tui.widgets.panel import ModelPanel
     from workbench.tui.widgets.prompt import PromptArea

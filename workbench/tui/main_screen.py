@@ -25,12 +25,12 @@ from textual.widget import Widget
 from textual.widgets import Footer, Static
 from textual.worker import Worker
 
-from workbench.engine import protocol as p
-from workbench.engine.catalog import Catalog, Entry
-from workbench.engine.compare import Comparison, Job
 from workbench.engine.config import Settings
-from workbench.engine.params import GenParams, ParamError
-from workbench.engine.resources import physical_cores
+from workbench.engine.models.catalog import Catalog, Entry
+from workbench.engine.running import protocol as p
+from workbench.engine.running.compare import Comparison, Job
+from workbench.engine.running.params import GenParams, ParamError
+from workbench.engine.running.resources import physical_cores
 from workbench.tui import keys
 from workbench.tui.history import History
 from workbench.tui.panels import PanelRow, RunnerFactory

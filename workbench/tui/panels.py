@@ -17,10 +17,10 @@ from textual.containers import HorizontalScroll
 from textual.geometry import Offset, Region
 from textual.worker import Worker
 
-from workbench.engine.backends.base import Runner
-from workbench.engine.backends.remote import RemoteRunner
-from workbench.engine.backends.variant import VariantRunner
-from workbench.engine.params import GenParams
+from workbench.engine.running.backends.base import Runner
+from workbench.engine.running.backends.remote import RemoteRunner
+from workbench.engine.running.backends.variant import VariantRunner
+from workbench.engine.running.params import GenParams
 from workbench.engine.sanitize import clean
 from workbench.tui.variants import PanelSpec, Variant
 from workbench.tui.widgets.panel import ModelPanel

@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 
 from textual.message import Message
 
-from workbench.engine import protocol as p
+from workbench.engine.running import protocol as p
 from workbench.tui.widgets.panel import ModelPanel
 
 # How often streamed text reaches the screen. Every flush redraws a frame,

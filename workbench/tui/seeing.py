@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING
 
 from textual.widgets import Input, TextArea
 
-from workbench.engine.params import ParamError
-from workbench.engine.protocol import Prompt
+from workbench.engine.running.params import ParamError
+from workbench.engine.running.protocol import Prompt
 from workbench.tui.screens.sweep import SweepResult, SweepScreen
 from workbench.tui.screens.templates import TemplateResult, TemplatesScreen
 from workbench.tui.screens.tokens import TokenSource, TokenViewScreen

@@ -11,9 +11,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from workbench.engine.params import GenParams, ParamError
-from workbench.engine.protocol import Prompt
-from workbench.engine.sweep import label, parse_sweep, sweep
+from workbench.engine.prompts import plan
+from workbench.engine.running.params import GenParams, ParamError
+from workbench.engine.running.protocol import Prompt
 
 REPLACE, ADD = "replace", "add"
 PLACEMENTS: list[tuple[str, str]] = [
@@ -62,11 +62,6 @@ class PanelSpec:
     overrides: Mapping[str, Any] = field(default_factory=dict)
 
 
-def joined(*labels: str) -> str:
-    """Labels of nested variants, such as ``one-shot · temperature=0.7``."""
-    return " · ".join(part for part in labels if part)
-
-
 def sweep_specs(
     ref: str,
     params: GenParams,
@@ -79,27 +74,23 @@ def sweep_specs(
     """One panel per value of ``setting`` (typed as ``"0, 0.7, 1.2"``) for the
     model ``ref`` whose panel has ``overrides`` and effective ``params``.
     ParamError says what is wrong with the values. A panel that already is a
-    variant keeps its prompt and label, followed by the value."""
+    variant keeps its prompt and label, followed by the value. Planned by
+    ``engine.prompts.plan``, as the CLI plans its panels."""
     if not values.strip():
         raise ParamError(f"type the values of {setting}, such as {SWEEP_EXAMPLES.get(setting)}")
-    spec = f"{setting}={values}"
-    sweep(params, spec)  # checks every value against the setting's range
-    name, parsed = parse_sweep(spec)
-    return [
-        PanelSpec(
-            ref,
-            Variant(
-                joined(base.label if base else "", label(name, value)),
-                base.prompt if base else None,
-            ),
-            {**overrides, name: value},
-        )
-        for value in parsed
-    ]
+    axis = [plan.Variant(base.label, base.prompt)] if base else []
+    values_axis = plan.sweep_variants(params, f"{setting}={values}")
+    return _panels(plan.expand([ref], axis, values_axis, overrides=overrides))
 
 
 def template_specs(
     ref: str, overrides: Mapping[str, Any], prompts: Sequence[tuple[str, Prompt]]
 ) -> list[PanelSpec]:
     """One panel per (label, prompt) on the model ``ref``, with its overrides."""
-    return [PanelSpec(ref, Variant(name, prompt), dict(overrides)) for name, prompt in prompts]
+    if not prompts:  # an empty axis would mean "no variation": one plain panel
+        return []
+    return _panels(plan.expand([ref], plan.template_variants(prompts), overrides=overrides))
+
+
+def _panels(specs: Sequence[plan.PanelSpec]) -> list[PanelSpec]:
+    return [PanelSpec(s.ref, Variant(s.label, s.prompt), dict(s.overrides)) for s in specs]

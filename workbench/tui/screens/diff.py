@@ -16,7 +16,7 @@ from textual.widget import Widget
 from textual.widgets import OptionList, Static
 from textual.widgets.option_list import Option
 
-from workbench.engine.diff import (
+from workbench.engine.history.diff import (
     ADDED_CLOSE,
     ADDED_OPEN,
     REMOVED_CLOSE,

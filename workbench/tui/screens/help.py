@@ -12,7 +12,7 @@ from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
-from workbench.engine.tokens import REFERENCE_LABEL
+from workbench.engine.prompts.tokens import REFERENCE_LABEL
 from workbench.tui.keys import KEYS, OTHER_KEYS, display
 
 ABOUT = (

@@ -15,9 +15,9 @@ from textual.screen import ModalScreen
 from textual.widgets import Input, OptionList, Static
 from textual.widgets.option_list import Option
 
-from workbench.engine.export import format_time
+from workbench.engine.history.export import format_time
+from workbench.engine.history.store import RunSummary, Store, StoreError
 from workbench.engine.sanitize import clean
-from workbench.engine.store import RunSummary, Store, StoreError
 
 # Runs listed at most; the filters find older ones.
 LIMIT = 500

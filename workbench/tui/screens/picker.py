@@ -14,8 +14,8 @@ from textual.screen import ModalScreen
 from textual.widgets import Input, OptionList, Static
 from textual.widgets.option_list import Option
 
-from workbench.engine.backends.remote import SpecError, looks_like_url, parse_url
-from workbench.engine.catalog import Entry
+from workbench.engine.models.catalog import Entry
+from workbench.engine.running.backends.remote_spec import SpecError, looks_like_url, parse_url
 from workbench.engine.sanitize import clean
 
 ID_WIDTH = 30

@@ -17,10 +17,10 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, OptionList, ProgressBar, Static
 from textual.widgets.option_list import Option
 
-from workbench.engine import hub as hub_module
-from workbench.engine.catalog import Catalog
-from workbench.engine.hub import HubError, HubGGUF, Progress, ProgressFn, Pulled, RepoListing
-from workbench.engine.modelinfo import format_bytes
+from workbench.engine.models import hub as hub_module
+from workbench.engine.models.catalog import Catalog
+from workbench.engine.models.hub import HubError, HubGGUF, Progress, ProgressFn, Pulled, RepoListing
+from workbench.engine.models.modelinfo import format_bytes
 from workbench.engine.sanitize import clean
 
 NAME_WIDTH = 44

@@ -13,7 +13,14 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Select, Static
 
-from workbench.engine.params import FIELDS, HELP, GenParams, ParamError, coerce, from_mapping
+from workbench.engine.running.params import (
+    FIELDS,
+    HELP,
+    GenParams,
+    ParamError,
+    coerce,
+    from_mapping,
+)
 
 SHARED = "shared"
 

@@ -13,7 +13,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Select, Static
 
-from workbench.engine.params import HELP, ParamError
+from workbench.engine.running.params import HELP, ParamError
 from workbench.engine.sanitize import clean
 from workbench.tui.variants import (
     ADD,

@@ -16,8 +16,8 @@ from textual.widget import Widget
 from textual.widgets import Button, Checkbox, Input, Label, OptionList, Select, Static, TextArea
 from textual.widgets.option_list import Option
 
-from workbench.engine import templates as t
-from workbench.engine.protocol import Mode, Prompt
+from workbench.engine.prompts import templates as t
+from workbench.engine.running.protocol import Mode, Prompt
 from workbench.engine.sanitize import clean
 from workbench.tui.variants import PLACEMENTS, REPLACE
 

@@ -15,11 +15,11 @@ from textual.message import Message
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
-from workbench.engine.backends.base import Runner, RunnerError
-from workbench.engine.params import GenParams
-from workbench.engine.protocol import Prompt
+from workbench.engine.prompts.tokens import REFERENCE_LABEL, reference_tokens
+from workbench.engine.running.backends.base import Runner, RunnerError
+from workbench.engine.running.params import GenParams
+from workbench.engine.running.protocol import Prompt
 from workbench.engine.sanitize import clean
-from workbench.engine.tokens import REFERENCE_LABEL, reference_tokens
 from workbench.tui.widgets.chips import TokenChips
 
 # (ids, pieces, note), computed in a thread.

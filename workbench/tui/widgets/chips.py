@@ -11,7 +11,7 @@ from rich.text import Text
 from textual.geometry import Size
 from textual.widget import Widget
 
-from workbench.engine.tokens import visible_piece
+from workbench.engine.prompts.tokens import visible_piece
 
 SEPARATOR = "│"
 EMPTY_PIECE = "∅"  # a token with no text (it can happen with byte tokens)

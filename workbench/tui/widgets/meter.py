@@ -10,7 +10,7 @@ from rich.text import Text
 from textual.reactive import reactive
 from textual.widget import Widget
 
-from workbench.engine.tokens import Budget
+from workbench.engine.prompts.tokens import Budget
 
 # Fill above which the meter turns to the warning colour.
 WARN_FRACTION = 0.8

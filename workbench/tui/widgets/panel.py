@@ -12,10 +12,10 @@ from textual.message import Message
 from textual.reactive import reactive
 from textual.widgets import Static
 
-from workbench.engine import protocol as p
-from workbench.engine.backends.base import Runner, RunnerError
-from workbench.engine.backends.variant import VariantRunner
-from workbench.engine.params import GenParams
+from workbench.engine.running import protocol as p
+from workbench.engine.running.backends.base import Runner, RunnerError
+from workbench.engine.running.backends.variant import VariantRunner
+from workbench.engine.running.params import GenParams
 from workbench.tui.variants import Variant
 from workbench.tui.widgets.meter import TokenMeter
 from workbench.tui.widgets.panel_text import (

@@ -12,9 +12,9 @@ from rich.text import Text
 from textual.reactive import reactive
 from textual.widget import Widget
 
-from workbench.engine import protocol as p
-from workbench.engine.backends.base import Header
-from workbench.engine.protocol import STOP_LABELS
+from workbench.engine.running import protocol as p
+from workbench.engine.running.backends.base import Header
+from workbench.engine.running.protocol import STOP_LABELS
 from workbench.engine.sanitize import clean
 
 

@@ -24,8 +24,8 @@ from textual.message import Message
 from textual.strip import Strip
 from textual.widget import Widget
 
-from workbench.engine import protocol as p
-from workbench.engine.tokens import visible_piece
+from workbench.engine.prompts.tokens import visible_piece
+from workbench.engine.running import protocol as p
 from workbench.tui import keys
 from workbench.tui.widgets.output import CompletionView, safe
 

@@ -14,8 +14,8 @@ from textual.reactive import reactive
 from textual.widget import Widget
 from textual.widgets import Input, Static, TextArea
 
-from workbench.engine.protocol import Mode, Prompt
-from workbench.engine.tokens import REFERENCE_LABEL, reference_count
+from workbench.engine.prompts.tokens import REFERENCE_LABEL, reference_count
+from workbench.engine.running.protocol import Mode, Prompt
 
 
 class ModeSwitch(Widget, can_focus=True):

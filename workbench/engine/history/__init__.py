@@ -1,0 +1,2 @@
+"""The history: stored runs, the recorder that saves them as they stream,
+exports and word diffs."""
