@@ -1,5 +1,5 @@
 """Helpers for the history, diff and pull tests: stored runs made up with
-fixed times, and a stand-in for engine/hub.py that a test steers."""
+fixed times, and a stand-in for engine/models/hub.py that a test steers."""
 
 from __future__ import annotations
 
@@ -119,7 +119,7 @@ def seed_two_runs() -> tuple[int, int]:
     return older, newer
 
 
-# -- a stand-in for engine/hub.py --------------------------------------------------
+# -- a stand-in for engine/models/hub.py --------------------------------------------------
 
 
 def hub_file(name: str, quant: str, size: int) -> HubGGUF:

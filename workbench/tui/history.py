@@ -4,7 +4,7 @@ brought back into the panels, and runs exported as Markdown.
 ``History`` belongs to the app. It opens the store once, off the event loop,
 when the app starts; if that fails, history is off for the session (the app
 says why) and everything else works as before. The recorder itself is the
-engine's (``engine/recorder.py``): it buffers events in memory and writes
+engine's (``engine/history/recorder.py``): it buffers events in memory and writes
 from a thread of its own, so recording never slows a run.
 """
 

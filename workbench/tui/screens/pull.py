@@ -38,7 +38,7 @@ ADVICE = {
 
 
 class Hub(Protocol):
-    """What the dialog needs from ``engine/hub.py`` (a test passes a stand-in)."""
+    """What the dialog needs from ``engine/models/hub.py`` (a test passes a stand-in)."""
 
     def list_gguf(self, repo_id: str, revision: str | None = None) -> RepoListing: ...
 
@@ -89,7 +89,7 @@ class PullDialog(ModalScreen[str | None]):
     model pickers list the new file, and Enter dismisses with the model to
     open in a new panel.
 
-    ``hub`` is ``engine/hub.py`` unless a test passes a stand-in; ``rescan``
+    ``hub`` is ``engine/models/hub.py`` unless a test passes a stand-in; ``rescan``
     rebuilds the app's catalog (it runs in a thread).
     """
 
