@@ -19,7 +19,6 @@ import textual
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import BindingType
-from textual.notifications import SeverityLevel
 from textual.screen import Screen
 from textual.widget import Widget
 from textual.widgets import Footer, Static
@@ -111,18 +110,10 @@ class MainScreen(Screen[None]):
 
     # -- what the flows use (host.Host) -------------------------------------------------
 
-    def notify(
-        self,
-        message: str,
-        *,
-        title: str = "",
-        severity: SeverityLevel = "information",
-        timeout: float | None = None,
-        markup: bool = False,
-    ) -> None:
-        """As the app's: markup off unless asked for (messages carry names
-        and words from outside)."""
-        self.app.notify(message, title=title, severity=severity, timeout=timeout, markup=markup)
+    def notify(self, message: str, **kwargs: Any) -> None:
+        """The app's notify, markup off unless asked for (messages carry
+        names and words from outside); Textual's own would turn it on."""
+        self.app.notify(message, **kwargs)
 
     def work(self, *args: Any, **kwargs: Any) -> Worker[Any]:
         """A worker of the app's, where the one handler of failures sees it."""
