@@ -84,3 +84,11 @@ def test_the_cli_reports_an_engine_error_in_one_line(
     out = capsys.readouterr()
     assert out.err == f"workbench: {error.message}\n"
     assert out.out == ""
+
+
+def test_front_ends_word_an_engine_error_by_its_message_alone() -> None:
+    from workbench.engine.errors import describe
+    from workbench.engine.running.backends.base import RunnerError
+
+    assert describe(RunnerError("the model worker stopped")) == "the model worker stopped"
+    assert describe(ValueError("disk on fire")) == "ValueError: disk on fire"

@@ -17,3 +17,11 @@ class WorkbenchError(Exception):
         """The text for the user. Not ``str(err)``: for a class that also
         derives from ``KeyError`` that would be the message in quotes."""
         return str(self.args[0]) if len(self.args) == 1 else Exception.__str__(self)
+
+
+def describe(error: BaseException | None) -> str:
+    """How a front end words any failure: an engine error's own message
+    (written for the user), anything else by its type and text."""
+    if isinstance(error, WorkbenchError):
+        return error.message
+    return f"{type(error).__name__}: {error}"

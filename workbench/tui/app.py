@@ -25,6 +25,7 @@ from textual.widgets import Input, TextArea
 from textual.worker import Worker, WorkerState
 
 from workbench.engine.config import Settings, load_settings
+from workbench.engine.errors import describe
 from workbench.engine.models.catalog import Catalog, Entry, build_catalog
 from workbench.engine.running.backends.base import Runner, RunnerError
 from workbench.engine.running.params import GenParams
@@ -207,7 +208,7 @@ class WorkbenchApp(App[None]):
             error = worker.error
             self.log.error(f"worker {worker.name!r} failed: {error!r}")
             self.notify(
-                clean(f"{worker.name}: {type(error).__name__}: {error}", max_len=500),
+                clean(f"{worker.name}: {describe(error)}", max_len=500),
                 title="Something went wrong",
                 severity="error",
                 timeout=10,

@@ -12,8 +12,9 @@ from textual.message import Message
 from textual.reactive import reactive
 from textual.widgets import Static
 
+from workbench.engine.errors import describe
 from workbench.engine.running import protocol as p
-from workbench.engine.running.backends.base import Runner, RunnerError
+from workbench.engine.running.backends.base import Runner
 from workbench.engine.running.backends.variant import VariantRunner
 from workbench.engine.running.params import GenParams
 from workbench.tui.variants import Variant
@@ -335,10 +336,7 @@ class ModelPanel(Vertical):
             try:
                 counted = runner.count(request.prompt, request.params)
             except Exception as exc:  # a model that cannot count: shown in the panel
-                message = (
-                    str(exc) if isinstance(exc, RunnerError) else f"{type(exc).__name__}: {exc}"
-                )
-                self.post_message(self.TokensCounted(seq, request, None, error=message))
+                self.post_message(self.TokensCounted(seq, request, None, error=describe(exc)))
                 return
             self.post_message(self.TokensCounted(seq, request, counted.n_tokens, note=counted.note))
 
