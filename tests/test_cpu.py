@@ -222,6 +222,21 @@ def test_counting_first_retries_too(
 
 
 @pytest.mark.slow
+def test_a_crash_with_repacking_off_too_is_an_error_and_not_remembered(
+    runners: list[LocalRunner], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(FAULT_ENV, "crash-on-decode")
+    runner = _runner(runners, "on")
+    events = list(runner.generate(PROMPT, GREEDY, 1))
+    (error,) = events
+    assert isinstance(error, p.Error) and error.kind == "load"
+    assert "SIGSEGV (11) with weight repacking on" in error.message
+    assert "with it off: the file may be broken" in error.message
+    assert cpu.this_cpu().name in error.message
+    assert cpu.remembered_crash(runner.entry.path) is None
+
+
+@pytest.mark.slow
 def test_a_crash_later_in_a_run_is_not_retried(
     runners: list[LocalRunner], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -226,7 +226,10 @@ def crash_advice(cpu: Cpu, choice: RepackChoice, how: str) -> str:
             f"{where} on the model's first decode, with weight repacking on. "
             'Set cpu_repack = "off" in settings.toml, or pass --cpu-repack off'
         )
-    return f"{where} on the model's first decode, with weight repacking already off"
+    return (
+        f"{where} while loading the model, with weight repacking already off: "
+        "the file may be broken"
+    )
 
 
 if __name__ == "__main__":

@@ -27,8 +27,9 @@ STDERR_LINES = 40
 # A test-only fault switch, read by the worker: with this set to
 # ``crash-on-repacked-decode`` the worker kills itself with SIGSEGV in its
 # first decode when weight repacking is on, as llama.cpp's AMX kernels do;
-# with ``crash-after-tokens=N`` it does so after the N-th generated token of
-# a run. Nothing else reads it.
+# with ``crash-on-decode`` whatever the repacking (as a broken file might);
+# with ``crash-after-tokens=N`` after the N-th generated token of a run.
+# Nothing else reads it.
 FAULT_ENV = "WORKBENCH_FAULT"
 
 

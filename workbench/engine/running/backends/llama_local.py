@@ -128,7 +128,8 @@ class LocalModel:
         this CPU, it fails here, during the load, where the app can retry it
         with other settings, rather than in the middle of a run.
         """
-        if self.repack and os.environ.get(FAULT_ENV) == "crash-on-repacked-decode":
+        fault = os.environ.get(FAULT_ENV)
+        if fault == "crash-on-decode" or (self.repack and fault == "crash-on-repacked-decode"):
             os.kill(os.getpid(), signal.SIGSEGV)
         first = self.bos if self.bos >= 0 else 0
         batch = (ll.llama_token * WARM_UP_BATCH)(*([first] * WARM_UP_BATCH))

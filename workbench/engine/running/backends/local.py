@@ -136,15 +136,19 @@ class LocalRunner(Runner):
                 advice = cpu.crash_advice(cpu.this_cpu(), choice, crash.how)
                 if not choice.enabled or crash.how.startswith("killed by signal SIGILL"):
                     raise RunnerError(f"could not load {self.entry.path.name}: {advice}") from None
-                note = cpu.remember_crash(self.entry.path, crash.how)
-                off = cpu.RepackChoice(False, choice.setting, note)
+                off = cpu.RepackChoice(False, choice.setting, "retried after a crash")
                 try:
                     loaded = self._start(n_ctx, n_threads, off)
                 except _Crashed as again:
+                    here = cpu.this_cpu()
                     raise RunnerError(
-                        f"could not load {self.entry.path.name}: {advice}; loaded again with "
-                        f"repacking off, it crashed too ({again.how}): the file may be broken"
+                        f"could not load {self.entry.path.name}: llama.cpp's worker was "
+                        f"{crash.how} with weight repacking on, and {again.how} with it off: "
+                        f"the file may be broken, or llama.cpp cannot run it on this CPU "
+                        f"({here.name}; features in play: {here.in_play()})"
                     ) from None
+                # Only a retry that works is remembered: auto starts with it off next time.
+                cpu.remember_crash(self.entry.path, crash.how)
                 loaded = dataclasses.replace(
                     loaded,
                     note=f"{advice}. Retried with repacking off, which works: kept off for "
