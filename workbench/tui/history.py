@@ -153,7 +153,7 @@ class History:
         if store is None:
             self.off_reason = clean(reasons[0] if reasons else "unknown reason", max_len=400)
             self.app.notify(f"history off: {self.off_reason}", severity="warning", timeout=12)
-            self.app.history_off(self.off_reason)
+            self.app.history_off()
 
     # -- recording ----------------------------------------------------------------
 

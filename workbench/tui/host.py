@@ -51,7 +51,7 @@ class Host(Protocol):
 
     def push_dialog(self, screen: Any, callback: Any) -> None: ...
 
-    def history_off(self, reason: str) -> None:
+    def history_off(self) -> None:
         """Show that runs are not being kept."""
 
     def notify(self, *args: Any, **kwargs: Any) -> Any:

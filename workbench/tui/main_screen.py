@@ -132,7 +132,7 @@ class MainScreen(Screen[None]):
     def catalog(self) -> Catalog:
         return self.services.catalog()
 
-    def history_off(self, reason: str) -> None:
+    def history_off(self) -> None:
         """Say quietly, beside the reference count, that runs are not kept."""
         self.app.sub_title = "history off"
         options = self.query("#prompt-options")
